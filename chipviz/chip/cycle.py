@@ -1,0 +1,81 @@
+"""The cycle-accurate engine: runs the dataflow's numba kernel register by register.
+
+C comes out of the simulated array's movements (operands shifting one PE per cycle,
+partial sums flowing and draining), never from a matmul; the counters are counted as
+the values move.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import memory as mem
+from . import trace as tr
+from .analytic import analyze
+from .config import ChipConfig
+from .dataflows import MODULES
+from .mapping import Mapping
+from .stats import GemmStats, summarize
+
+ROLES = {
+    "ws": {"rows": "K", "cols": "N", "streamed": "M", "stationary": "B", "from_left": "A", "from_top": "-",
+           "psum": "C", "left_in": "row m of A", "top_in": "row k of B (preload)", "bottom_out": "row m of C"},
+    "is": {"rows": "K", "cols": "M", "streamed": "N", "stationary": "A", "from_left": "B", "from_top": "-",
+           "psum": "C", "left_in": "column n of B", "top_in": "column k of A (preload)",
+           "bottom_out": "column n of C"},
+    "os": {"rows": "M", "cols": "N", "streamed": "K", "stationary": "C", "from_left": "A", "from_top": "B",
+           "psum": "C", "left_in": "column k of A", "top_in": "row k of B", "bottom_out": "-"},
+}
+
+
+class TraceTooLarge(ValueError):
+    """A requested trace would exceed the memory budget."""
+
+
+def simulate(a: np.ndarray, b: np.ndarray, config: ChipConfig, trace_window: tuple[int, int] | None = None,
+             trace_budget: int = tr.DEFAULT_BUDGET_BYTES) -> tuple[np.ndarray, GemmStats, tr.Trace | None]:
+    """Run C = A·B cycle by cycle on `config`; optionally record cycles [start, stop) of it.
+
+    Operands must already be in the chip's operand type (see chipviz.chip.prepare_operands).
+    """
+    m, k = a.shape
+    n = b.shape[1]
+    mapping = Mapping.of(m, k, n, config)
+    spec = config.spec
+    module = MODULES[config.dataflow]
+    left, top, transposed = module.operands(a, b)
+    acc = spec.accumulator_dtype
+    left = np.ascontiguousarray(left, dtype=acc)
+    top = np.ascontiguousarray(top, dtype=acc)
+    out = np.zeros((n, m) if transposed else (m, n), acc)
+    trace_arrays, start = _trace_arrays(trace_window, mapping, config, trace_budget)
+    counters = np.zeros((mapping.folds, mem.N_COUNTERS), np.int64)
+    fits = mem.operand_fits(m, k, n, config.dataflow, config)
+    total = module.run_folds(left, top, out, config.rows, config.cols, mapping.fold_tiles(), mapping.fold_flags(),
+                             fits, spec.operand_bytes, spec.accumulator_bytes, float(config.dram_bytes_per_cycle),
+                             counters, trace_arrays, start)
+    stats = summarize(counters, mapping, config, engine="cycle")
+    assert total == stats.cycles, "kernel cycle count disagrees with its own fold counters"
+    trace = None
+    if trace_window is not None:
+        trace = tr.Trace(start, *trace_arrays, dataflow=config.dataflow, tiles=mapping.fold_tiles(),
+                         roles=ROLES[config.dataflow])
+    return (out.T.copy() if transposed else out), stats, trace
+
+
+def _trace_arrays(window, mapping: Mapping, config: ChipConfig, budget: int):
+    if window is None:
+        return tr.allocate(config.rows, config.cols, 0), 0
+    total = analyze(mapping.m, mapping.k, mapping.n, config).cycles
+    start, stop = window
+    if not (0 <= start < stop):
+        raise ValueError(f"trace window must satisfy 0 <= start < stop, got ({start}, {stop})")
+    stop = min(stop, total)
+    start = min(start, stop - 1)
+    n_cycles = stop - start
+    need = n_cycles * tr.bytes_per_cycle(config.rows, config.cols)
+    if need > budget:
+        raise TraceTooLarge(
+            f"a trace of {n_cycles:,} cycles on a {config.rows}×{config.cols} array needs {need / 2**20:.1f} MiB, "
+            f"over the {budget / 2**20:.0f} MiB budget: record a shorter window of cycles "
+            f"(at most {budget // tr.bytes_per_cycle(config.rows, config.cols):,} cycles)")
+    return tr.allocate(config.rows, config.cols, n_cycles), start
