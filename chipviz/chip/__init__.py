@@ -41,11 +41,12 @@ def prepare_operands(a, b, config: ChipConfig) -> tuple[np.ndarray, np.ndarray]:
         for name, x in (("A", a), ("B", b)):
             if not np.issubdtype(x.dtype, np.integer) or x.size and (x.min() < -128 or x.max() > 127):
                 raise ValueError(f"int8 precision needs integer {name} in -128..127 (quantise first)")
-        return a.astype(np.int8), b.astype(np.int8)
+        return a.astype(np.int8, copy=False), b.astype(np.int8, copy=False)
+    a, b = a.astype(np.float32, copy=False), b.astype(np.float32, copy=False)
     for name, x in (("A", a), ("B", b)):
-        if not np.all(np.isfinite(x)):
+        if not np.isfinite(x).all():
             raise ValueError(f"{name} contains NaN or infinity")
-    return a.astype(np.float32), b.astype(np.float32)
+    return a, b
 
 
 def gemm(a, b, config: ChipConfig, engine: str = "analytic", trace_window: tuple[int, int] | None = None,

@@ -5,6 +5,8 @@ the tests hold the two to exact equality.
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from . import memory as mem
@@ -40,7 +42,11 @@ def fold_counters(mapping: Mapping, config: ChipConfig) -> np.ndarray:
     return c
 
 
+@lru_cache(maxsize=4096)
 def analyze(m: int, k: int, n: int, config: ChipConfig) -> GemmStats:
-    """Counters and figures for an M×K by K×N GEMM on `config`, without running it."""
+    """Counters and figures for an M×K by K×N GEMM on `config`, without running it.
+
+    Memoised: a training loop asks for the same few shapes every step.
+    """
     mapping = Mapping.of(m, k, n, config)
     return summarize(fold_counters(mapping, config), mapping, config, engine="analytic")

@@ -42,6 +42,8 @@ class EnergyTable:
 
     mac_fp32_pj: float = 4.6  # fp32 multiply 3.7 + fp32 add 0.9
     mac_int8_pj: float = 0.3  # int8 multiply 0.2 + int32 add 0.1
+    vector_op_fp32_pj: float = 0.9  # one fp32 add-class operation on the vector unit
+    vector_op_int8_pj: float = 0.1  # the same on int32 values
     register_pj_per_byte: float = 0.25  # ~1 pJ per 32-bit register access (PE-to-PE hop)
     sram_pj_per_byte: float = 1.25  # 5 pJ per 32-bit SRAM read
     dram_pj_per_byte: float = 160.0  # 640 pJ per 32-bit DRAM read
@@ -54,6 +56,9 @@ class EnergyTable:
 
     def mac_pj(self, precision: str) -> float:
         return self.mac_int8_pj if precision == "int8" else self.mac_fp32_pj
+
+    def vector_op_pj(self, precision: str) -> float:
+        return self.vector_op_int8_pj if precision == "int8" else self.vector_op_fp32_pj
 
 
 @dataclass(frozen=True)

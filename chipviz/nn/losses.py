@@ -1,0 +1,32 @@
+"""Loss functions and their gradient with respect to the network's last pre-activation."""
+from __future__ import annotations
+
+import numpy as np
+
+LOSSES = ("cross_entropy", "mse")
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def cross_entropy(z: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
+    """Sparse categorical cross-entropy of softmax(z): mean loss and dL/dz = (p - onehot) / batch."""
+    p = softmax(z.astype(np.float64))
+    rows = np.arange(len(labels))
+    loss = -np.mean(np.log(np.maximum(p[rows, labels], 1e-300)))
+    p[rows, labels] -= 1
+    return float(loss), (p / len(labels)).astype(z.dtype)
+
+
+def mse(y: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]:
+    """Mean squared error over batch and outputs, and dL/dy."""
+    diff = y.astype(np.float64) - target
+    return float(np.mean(diff * diff)), (2 * diff / diff.size).astype(y.dtype)
+
+
+def one_hot(labels: np.ndarray, n_classes: int) -> np.ndarray:
+    out = np.zeros((len(labels), n_classes), np.float32)
+    out[np.arange(len(labels)), labels] = 1
+    return out

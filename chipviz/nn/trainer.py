@@ -1,0 +1,261 @@
+"""Training on the chip: one step is a schedule of chip operations, in order —
+
+per layer the forward GEMM X·W with bias and activation on the vector unit; the loss; per
+layer, backwards, dW = Xᵀ·dY with the bias gradient and dX = dY·Wᵀ with the activation's
+derivative; then the optimizer's update on the vector unit. Every step reports its cycles,
+MACs, utilisation, energy and time per layer and per phase.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields, replace
+
+import numpy as np
+
+from ..chip import ENGINES, ChipConfig
+from ..data import DATASETS, Dataset, load_dataset
+from . import losses
+from .activations import ACTIVATIONS
+from .history import History
+from .network import MLP, check_sizes
+from .on_chip import PHASES, ChipRunner, Operation
+from .optimizers import OPTIMIZERS, make_optimizer
+
+HISTORY_COLUMNS = ("train_loss", "train_acc", "test_loss", "test_acc", "cycles", "energy_pj", "utilization")
+ENERGY_PARTS = ("mac", "register", "sram", "dram", "vector")
+
+
+class Diverged(RuntimeError):
+    """Training produced NaN or infinity; the last good weights were kept."""
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Everything that defines a training run (the chip is configured separately)."""
+
+    dataset: str = "digits"
+    hidden: tuple[int, ...] = (32,)
+    activation: str = "relu"
+    loss: str = "cross_entropy"
+    optimizer: str = "adam"
+    lr: float = 0.01
+    batch_size: int = 32
+    seed: int = 0
+    precision: str = "fp32"
+    engine: str = "analytic"
+    noise: float = 0.0  # as TensorFlow Playground's default
+    n_samples: int = 400
+    mnist_dir: str | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "hidden", tuple(self.hidden))
+        choices = {"dataset": DATASETS, "activation": ACTIVATIONS, "loss": losses.LOSSES,
+                   "optimizer": OPTIMIZERS, "precision": ("fp32", "int8"), "engine": ENGINES}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        check_sizes((1, *self.hidden, 1))
+        _check_number("lr", self.lr, 1e-6, 100.0)
+        _check_int("batch_size", self.batch_size, 1, 65536)
+        _check_int("seed", self.seed, 0, 2**32 - 1)
+        _check_number("noise", self.noise, 0.0, 10.0)
+        _check_int("n_samples", self.n_samples, 10, 100_000)
+
+    def to_dict(self) -> dict:
+        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v) for f in fields(self)}
+
+
+@dataclass
+class StepReport:
+    """One training step as the chip ran it."""
+
+    step: int
+    epoch: int
+    loss: float
+    accuracy: float
+    ops: list[Operation]
+    phases: dict = field(default_factory=dict)  # phase -> cycles, macs, energy_pj, utilization, seconds
+
+    @property
+    def cycles(self) -> int:
+        return sum(p["cycles"] for p in self.phases.values())
+
+    @property
+    def energy_pj(self) -> float:
+        return sum(p["energy_pj"] for p in self.phases.values())
+
+
+class Trainer:
+    def __init__(self, settings: TrainSettings, chip: ChipConfig, data: Dataset | None = None,
+                 keep_operands: bool = False):
+        self.settings = settings
+        self.chip = chip
+        s = settings
+        raw = data or load_dataset(s.dataset, seed=s.seed, noise=s.noise, n_samples=s.n_samples,
+                                   mnist_dir=s.mnist_dir)
+        self.raw_data = raw
+        self.mean, self.scale = standardization(raw.x_train)
+        self.data = replace(raw, x_train=self.transform(raw.x_train), x_test=self.transform(raw.x_test))
+        outputs = self.data.n_classes or self.data.y_train.reshape(len(self.data.y_train), -1).shape[1]
+        self.net = MLP((self.data.x_train.shape[1], *s.hidden, outputs), s.activation, seed=s.seed)
+        self.optimizer = make_optimizer(s.optimizer, s.lr)
+        self.runner = ChipRunner(chip, s.engine, keep_operands)
+        self.rng = np.random.default_rng([s.seed, 1])  # shuffling, independent of initialisation
+        self.step_count = 0
+        self.epoch = 0
+        self.order = self.rng.permutation(len(self.data.x_train))
+        self.position = 0
+        self.history = History(HISTORY_COLUMNS)
+        self.totals = {p: {"cycles": 0, "macs": 0, "seconds": 0.0, **{e: 0.0 for e in ENERGY_PARTS}}
+                       for p in PHASES}
+        self.diverged: str | None = None
+        self.last: StepReport | None = None
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        """Inputs as the network sees them: standardised with the training split's statistics."""
+        return ((np.asarray(x, np.float32) - self.mean) / self.scale).astype(np.float32)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return math.ceil(len(self.data.x_train) / self.settings.batch_size)
+
+    def set_lr(self, lr: float) -> None:
+        """Change the learning rate for the following steps (takes effect at the next step)."""
+        _check_number("lr", lr, 1e-6, 100.0)
+        self.optimizer.lr = lr
+        self.settings = TrainSettings(**{**self.settings.to_dict(), "lr": lr})
+
+    def next_batch(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.position >= len(self.order):
+            self.epoch += 1
+            self.order = self.rng.permutation(len(self.data.x_train))
+            self.position = 0
+        idx = self.order[self.position:self.position + self.settings.batch_size]
+        self.position += len(idx)
+        return self.data.x_train[idx], self.data.y_train[idx]
+
+    def step(self) -> StepReport:
+        """One mini-batch: forward, loss, backward, update — all on the chip."""
+        if self.diverged:
+            raise Diverged(self.diverged)
+        saved = (self.position, self.epoch, self.order, self.rng.bit_generator.state)
+        x, y = self.next_batch()
+        self.runner.reset_log()
+        out, cache = self.net.forward(x, self.runner, int8=self.settings.precision == "int8")
+        loss, d_out, acc = self._loss(out, y)
+        if not math.isfinite(loss):
+            return self._diverge(f"the loss became {loss}", saved)
+        grads_w, grads_b = self.net.backward(cache, d_out, self.runner)
+        grads = [g for pair in zip(grads_w, grads_b) for g in pair]
+        if not all(np.isfinite(g).all() for g in grads):
+            return self._diverge("a gradient became NaN or infinite", saved)
+        before = [p.copy() for p in self.net.params]
+        opt_state = {k: v.copy() for k, v in self.optimizer.state().items()}
+        self.optimizer.step(self.net.params, grads)
+        n_params = sum(p.size for p in before)
+        self.runner.vector(n_params, self.optimizer.ops_per_element, 0, "update", f"{self.optimizer.name} update")
+        if not all(np.isfinite(p).all() for p in self.net.params):
+            for p, old in zip(self.net.params, before):
+                p[...] = old
+            self.optimizer.load_state(opt_state, self.net.params)
+            return self._diverge("a weight became NaN or infinite", saved)
+        self.step_count += 1
+        report = StepReport(self.step_count, self.epoch, loss, acc, list(self.runner.ops), self._phase_totals())
+        self.last = report
+        self.history.append(self.step_count, train_loss=loss, train_acc=acc, cycles=report.cycles,
+                            energy_pj=report.energy_pj,
+                            utilization=sum(p["macs"] for p in report.phases.values())
+                            / (report.cycles * self.chip.pes))
+        return report
+
+    def _diverge(self, what: str, saved) -> StepReport:
+        self.position, self.epoch, self.order, state = saved
+        self.rng.bit_generator.state = state
+        step = self.step_count + 1
+        self.diverged = (f"Training diverged at step {step}: {what} (learning rate {self.settings.lr:g} is "
+                         f"probably too high). The weights of step {self.step_count} were kept.")
+        raise Diverged(self.diverged)
+
+    def _loss(self, out: np.ndarray, y: np.ndarray):
+        n_out = out.shape[1]
+        if self.settings.loss == "cross_entropy":
+            if not self.data.n_classes:
+                raise ValueError("cross_entropy needs a classification dataset; use loss='mse'")
+            loss, grad = losses.cross_entropy(out, y)
+        else:
+            target = losses.one_hot(y, n_out) if self.data.n_classes else y.reshape(len(y), -1)
+            loss, grad = losses.mse(out, target)
+        self.runner.vector(out.size, 4, self.net.n_layers, "forward", f"loss ({self.settings.loss})")
+        acc = float(np.mean(out.argmax(axis=1) == y)) if self.data.n_classes else float("nan")
+        return loss, grad, acc
+
+    def _phase_totals(self) -> dict:
+        pes = self.chip.pes
+        phases = {p: {"cycles": 0, "macs": 0, "energy_pj": 0.0, "seconds": 0.0} for p in PHASES}
+        for op in self.runner.ops:
+            ph = phases[op.phase]
+            ph["cycles"] += op.cycles
+            ph["macs"] += op.macs
+            ph["energy_pj"] += op.energy_pj
+            ph["seconds"] += op.stats.seconds
+            total = self.totals[op.phase]
+            total["cycles"] += op.cycles
+            total["macs"] += op.macs
+            total["seconds"] += op.stats.seconds
+            for part, value in op.stats.energy_pj.items():
+                if part != "total":
+                    total[part] += value
+        for ph in phases.values():
+            ph["utilization"] = ph["macs"] / (ph["cycles"] * pes) if ph["cycles"] else 0.0
+        return phases
+
+    def evaluate(self, split: str = "test") -> tuple[float, float]:
+        """Loss and accuracy on a split; the forward GEMMs run on the chip (not counted as training)."""
+        x, y = (self.data.x_test, self.data.y_test) if split == "test" else (self.data.x_train, self.data.y_train)
+        runner = ChipRunner(self.chip, self.settings.engine)
+        out, _ = self.net.forward(x, runner, int8=self.settings.precision == "int8", phase="forward")
+        if self.settings.loss == "cross_entropy":
+            loss, _ = losses.cross_entropy(out, y)
+        else:
+            target = losses.one_hot(y, out.shape[1]) if self.data.n_classes else y.reshape(len(y), -1)
+            loss, _ = losses.mse(out, target)
+        acc = float(np.mean(out.argmax(axis=1) == y)) if self.data.n_classes else float("nan")
+        return loss, acc
+
+    def record_evaluation(self) -> tuple[float, float]:
+        """Evaluate on the test split and put it in the history at the current step."""
+        loss, acc = self.evaluate("test")
+        self.history.append(self.step_count, test_loss=loss, test_acc=acc)
+        return loss, acc
+
+    def fit(self, epochs: int, on_epoch=None) -> None:
+        """Train for whole epochs, evaluating the test split after each."""
+        _check_int("epochs", epochs, 1, 100_000)
+        target = self.epoch + epochs
+        while True:
+            self.step()
+            if self.position >= len(self.order):
+                loss, acc = self.record_evaluation()
+                if on_epoch:
+                    on_epoch(self.epoch + 1, loss, acc)
+                if self.epoch + 1 >= target:
+                    break
+
+
+def standardization(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature mean and scale; constant features (e.g. blank digit pixels) keep scale 1."""
+    mean = x.mean(axis=0, dtype=np.float64)
+    std = x.std(axis=0, dtype=np.float64)
+    return mean.astype(np.float32), np.where(std > 1e-6, std, 1.0).astype(np.float32)
+
+
+def _check_number(name, value, low, high):
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    if not ok or not math.isfinite(value) or not low <= value <= high:
+        raise ValueError(f"{name} must be a number from {low:g} to {high:g}, got {value!r}")
+
+
+def _check_int(name, value, low, high):
+    ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+    if not ok or not low <= value <= high:
+        raise ValueError(f"{name} must be a whole number from {low} to {high}, got {value!r}")
