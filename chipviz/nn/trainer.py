@@ -110,6 +110,7 @@ class Trainer:
                        for p in PHASES}
         self.diverged: str | None = None
         self.last: StepReport | None = None
+        self.last_update: tuple[list, list] | None = None  # (params before, gradients) of the last step
 
     def transform(self, x: np.ndarray) -> np.ndarray:
         """Inputs as the network sees them: standardised with the training split's statistics."""
@@ -160,6 +161,7 @@ class Trainer:
             self.optimizer.load_state(opt_state, self.net.params)
             return self._diverge("a weight became NaN or infinite", saved)
         self.step_count += 1
+        self.last_update = (before, grads)
         report = StepReport(self.step_count, self.epoch, loss, acc, list(self.runner.ops), self._phase_totals())
         self.last = report
         self.history.append(self.step_count, train_loss=loss, train_acc=acc, cycles=report.cycles,
