@@ -95,6 +95,10 @@ class ChipConfig:
         _check_range("dram_bytes_per_cycle", self.dram_bytes_per_cycle, 0.01, 1_000_000.0, "bytes/cycle")
         if not isinstance(self.energy, EnergyTable):
             raise ValueError(f"energy must be an EnergyTable, got {type(self.energy).__name__}")
+        object.__setattr__(self, "_hash", hash(tuple(getattr(self, f.name) for f in fields(self))))
+
+    def __hash__(self) -> int:  # computed once: configs key the analytic model's cache in hot loops
+        return self._hash
 
     @property
     def pes(self) -> int:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -55,10 +56,22 @@ class GemmStats:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @cached_property
+    def costs(self) -> np.ndarray:
+        """[cycles, macs, seconds, then energy (pJ) by COST_PARTS], for fast bookkeeping by callers."""
+        return cost_vector(self.cycles, self.macs, self.seconds, self.energy_pj)
+
     @property
     def counters(self) -> dict:
         """The integer counters that the two engines must agree on exactly."""
         return {k: v for k, v in self.to_dict().items() if isinstance(v, int) and not isinstance(v, bool)}
+
+
+ENERGY_PARTS = ("mac", "register", "sram", "dram", "vector")
+
+
+def cost_vector(cycles: int, macs: int, seconds: float, energy_pj: dict) -> np.ndarray:
+    return np.array([cycles, macs, seconds, *(energy_pj.get(part, 0.0) for part in ENERGY_PARTS)])
 
 
 def summarize(per_fold: np.ndarray, mapping: Mapping, config: ChipConfig, engine: str) -> GemmStats:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 __all__ = ["ConvShape", "Layer", "TopologyError", "parse_topology", "read_topology"]
 
-_INTEGER = re.compile(r"\+?[0-9]+")
+_INTEGER = re.compile(r"[+-]?[0-9]+")
 
 GEMM_HEADER = "Layer name, M, N, K,"
 CONV_HEADER = ("Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, "

@@ -6,8 +6,12 @@ elementwise operation per cycle, reading its operands from SRAM and writing resu
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property, lru_cache
+
+import numpy as np
 
 from .config import ChipConfig
+from .stats import cost_vector
 
 
 @dataclass(frozen=True)
@@ -18,7 +22,16 @@ class VectorStats:
     energy_pj: dict
     seconds: float
 
+    @property
+    def macs(self) -> int:
+        return 0
 
+    @cached_property
+    def costs(self) -> np.ndarray:
+        return cost_vector(self.cycles, 0, self.seconds, self.energy_pj)
+
+
+@lru_cache(maxsize=4096)
 def vector_op(elements: int, ops_per_element: int, config: ChipConfig) -> VectorStats:
     """Cost of applying `ops_per_element` operations to each of `elements` values."""
     if elements < 0 or ops_per_element < 0:

@@ -12,12 +12,19 @@ def softmax(z: np.ndarray) -> np.ndarray:
 
 
 def cross_entropy(z: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
-    """Sparse categorical cross-entropy of softmax(z): mean loss and dL/dz = (p - onehot) / batch."""
-    p = softmax(z.astype(np.float64))
+    """Sparse categorical cross-entropy of softmax(z): mean loss and dL/dz = (p - onehot) / batch.
+
+    The loss is computed as logsumexp(z) − z[label], which stays finite where log(p) would not.
+    """
+    shifted = z - z.max(axis=1, keepdims=True)
+    e = np.exp(shifted)
+    total = e.sum(axis=1, keepdims=True)
     rows = np.arange(len(labels))
-    loss = -np.mean(np.log(np.maximum(p[rows, labels], 1e-300)))
+    loss = float(np.mean(np.log(total[:, 0]) - shifted[rows, labels], dtype=np.float64))
+    p = e / total
     p[rows, labels] -= 1
-    return float(loss), (p / len(labels)).astype(z.dtype)
+    p /= len(labels)
+    return loss, p
 
 
 def mse(y: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]:

@@ -3,11 +3,11 @@ here, is run by the chip, and is recorded with its cycles and energy.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
-from ..chip import ChipConfig, GemmStats, gemm
+from ..chip import ChipConfig, GemmStats, analyze, gemm, prepare_operands, product
 from ..chip.vector import VectorStats, vector_op
 
 PHASES = ("forward", "backward_data", "backward_weights", "update")
@@ -15,9 +15,8 @@ PHASE_LABELS = {"forward": "forward", "backward_data": "backward (data)",
                 "backward_weights": "backward (weights)", "update": "update"}
 
 
-@dataclass(frozen=True)
-class Operation:
-    """One piece of a training step as the chip ran it."""
+class Operation(NamedTuple):
+    """One piece of a training step as the chip ran it (a tuple: cheap to make every step)."""
 
     layer: int  # 1-based; 0 for whole-network work (loss, update)
     phase: str
@@ -34,7 +33,7 @@ class Operation:
 
     @property
     def macs(self) -> int:
-        return self.stats.macs if self.is_gemm else 0
+        return self.stats.macs
 
     @property
     def energy_pj(self) -> float:
@@ -44,8 +43,8 @@ class Operation:
 class ChipRunner:
     """Runs the work of a network on one chip and keeps the log of the current step.
 
-    `keep_operands` keeps each GEMM's operands of the last step so that a view can replay any
-    of them cycle by cycle with a trace.
+    `keep_operands` keeps each operation's GEMM operands of the last step (None for vector work,
+    so indices match `ops`) so that a view can replay any of them cycle by cycle with a trace.
     """
 
     def __init__(self, config: ChipConfig, engine: str = "analytic", keep_operands: bool = False):
@@ -62,12 +61,19 @@ class ChipRunner:
 
     def matmul(self, a: np.ndarray, b: np.ndarray, layer: int, phase: str, name: str, int8: bool = False):
         config = self.int8_config if int8 else self.config
-        result = gemm(a, b, config, engine=self.engine)
-        self.ops.append(Operation(layer, phase, name, result.stats))
-        self.operands.append((a, b, config) if self.keep_operands else None)
-        return result.c
+        if self.engine == "analytic":  # gemm()'s analytic path, minus its per-call checks
+            a, b = prepare_operands(a, b, config, check_finite=False)  # the trainer guards against NaN
+            c, stats = product(a, b, config), analyze(a.shape[0], a.shape[1], b.shape[1], config)
+        else:
+            result = gemm(a, b, config, engine=self.engine, check_finite=False)
+            c, stats = result.c, result.stats
+        self.ops.append(Operation(layer, phase, name, stats))
+        if self.keep_operands:
+            self.operands.append((a, b, config))
+        return c
 
     def vector(self, elements: int, ops_per_element: int, layer: int, phase: str, name: str) -> None:
         if ops_per_element:
             self.ops.append(Operation(layer, phase, name, vector_op(elements, ops_per_element, self.config)))
-            self.operands.append(None)
+            if self.keep_operands:
+                self.operands.append(None)

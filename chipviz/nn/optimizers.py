@@ -85,7 +85,7 @@ class Adam(SGD):
             m += (1 - b1) * g
             v *= b2
             v += (1 - b2) * g * g
-            p -= (self.lr * (m / c1) / (np.sqrt(v / c2) + self.eps)).astype(p.dtype)
+            p -= (self.lr * (m / c1) / (np.sqrt(v / c2) + self.eps)).astype(p.dtype, copy=False)
 
     def state(self):
         arrays = {f"m{i}": m for i, m in enumerate(self.m)} | {f"v{i}": v for i, v in enumerate(self.v)}

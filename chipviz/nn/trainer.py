@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields, replace
 import numpy as np
 
 from ..chip import ENGINES, ChipConfig
+from ..chip.stats import ENERGY_PARTS
 from ..data import DATASETS, Dataset, load_dataset
 from . import losses
 from .activations import ACTIVATIONS
@@ -22,7 +23,7 @@ from .on_chip import PHASES, ChipRunner, Operation
 from .optimizers import OPTIMIZERS, make_optimizer
 
 HISTORY_COLUMNS = ("train_loss", "train_acc", "test_loss", "test_acc", "cycles", "energy_pj", "utilization")
-ENERGY_PARTS = ("mac", "register", "sram", "dram", "vector")
+COST_COLUMNS = ("cycles", "macs", "seconds") + ENERGY_PARTS  # as GemmStats.costs
 
 
 class Diverged(RuntimeError):
@@ -106,8 +107,8 @@ class Trainer:
         self.order = self.rng.permutation(len(self.data.x_train))
         self.position = 0
         self.history = History(HISTORY_COLUMNS)
-        self.totals = {p: {"cycles": 0, "macs": 0, "seconds": 0.0, **{e: 0.0 for e in ENERGY_PARTS}}
-                       for p in PHASES}
+        self.phase_costs = np.zeros((len(PHASES), len(COST_COLUMNS)))  # running totals per phase
+        self._cost_cache: dict = {}
         self.diverged: str | None = None
         self.last: StepReport | None = None
         self.last_update: tuple[list, list] | None = None  # (params before, gradients) of the last step
@@ -148,17 +149,15 @@ class Trainer:
             return self._diverge(f"the loss became {loss}", saved)
         grads_w, grads_b = self.net.backward(cache, d_out, self.runner)
         grads = [g for pair in zip(grads_w, grads_b) for g in pair]
-        if not all(np.isfinite(g).all() for g in grads):
+        if not all(_finite(g) for g in grads):
             return self._diverge("a gradient became NaN or infinite", saved)
         before = [p.copy() for p in self.net.params]
-        opt_state = {k: v.copy() for k, v in self.optimizer.state().items()}
         self.optimizer.step(self.net.params, grads)
         n_params = sum(p.size for p in before)
         self.runner.vector(n_params, self.optimizer.ops_per_element, 0, "update", f"{self.optimizer.name} update")
-        if not all(np.isfinite(p).all() for p in self.net.params):
+        if not all(_finite(p) for p in self.net.params):
             for p, old in zip(self.net.params, before):
-                p[...] = old
-            self.optimizer.load_state(opt_state, self.net.params)
+                p[...] = old  # (the optimizer's state is not rolled back: a diverged run takes no more steps)
             return self._diverge("a weight became NaN or infinite", saved)
         self.step_count += 1
         self.last_update = (before, grads)
@@ -191,25 +190,39 @@ class Trainer:
         acc = float(np.mean(out.argmax(axis=1) == y)) if self.data.n_classes else float("nan")
         return loss, grad, acc
 
+    @property
+    def totals(self) -> dict:
+        """Running totals per phase: cycles, MACs, seconds and energy (pJ) by component."""
+        return {p: {c: (int(v) if c in ("cycles", "macs") else float(v)) for c, v in zip(COST_COLUMNS, row)}
+                for p, row in zip(PHASES, self.phase_costs)}
+
+    @totals.setter
+    def totals(self, value: dict) -> None:
+        self.phase_costs = np.array([[value[p][c] for c in COST_COLUMNS] for p in PHASES], dtype=float)
+
     def _phase_totals(self) -> dict:
+        step = self._step_costs(self.runner.ops)
+        self.phase_costs += step
         pes = self.chip.pes
-        phases = {p: {"cycles": 0, "macs": 0, "energy_pj": 0.0, "seconds": 0.0} for p in PHASES}
-        for op in self.runner.ops:
-            ph = phases[op.phase]
-            ph["cycles"] += op.cycles
-            ph["macs"] += op.macs
-            ph["energy_pj"] += op.energy_pj
-            ph["seconds"] += op.stats.seconds
-            total = self.totals[op.phase]
-            total["cycles"] += op.cycles
-            total["macs"] += op.macs
-            total["seconds"] += op.stats.seconds
-            for part, value in op.stats.energy_pj.items():
-                if part != "total":
-                    total[part] += value
-        for ph in phases.values():
-            ph["utilization"] = ph["macs"] / (ph["cycles"] * pes) if ph["cycles"] else 0.0
-        return phases
+        return {p: {"cycles": int(row[0]), "macs": int(row[1]), "seconds": float(row[2]),
+                    "energy_pj": float(row[3:].sum()),
+                    "utilization": float(row[1] / (row[0] * pes)) if row[0] else 0.0}
+                for p, row in zip(PHASES, step)}
+
+    def _step_costs(self, ops) -> np.ndarray:
+        """Costs per phase of a step's ops. Steps repeat the same (cached) stats objects, so the
+        sum is memoised by their identity; the cache holds the objects, so an id cannot be reused."""
+        key = tuple((op.phase, id(op.stats)) for op in ops)
+        hit = self._cost_cache.get(key)
+        if hit is None:
+            step = np.zeros_like(self.phase_costs)
+            index = {p: i for i, p in enumerate(PHASES)}
+            for op in ops:
+                step[index[op.phase]] += op.stats.costs
+            if len(self._cost_cache) > 64:
+                self._cost_cache.clear()
+            hit = self._cost_cache[key] = (step, [op.stats for op in ops])
+        return hit[0]
 
     def evaluate(self, split: str = "test") -> tuple[float, float]:
         """Loss and accuracy on a split; the forward GEMMs run on the chip (not counted as training)."""
@@ -242,6 +255,11 @@ class Trainer:
                     on_epoch(self.epoch + 1, loss, acc)
                 if self.epoch + 1 >= target:
                     break
+
+
+def _finite(x: np.ndarray) -> bool:
+    """All finite? (A sum is NaN or ±inf when any element is, and is cheaper than isfinite().all().)"""
+    return bool(np.isfinite(x.sum()))
 
 
 def standardization(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,558 @@
+"""The `chipviz` command line.
+
+    chipviz gemm --m 32 --k 64 --n 10 --array 8x8 --dataflow ws [--engine cycle] [--json] ...
+    chipviz gemm --topology layers.csv [--output report.csv]
+
+Layout, so that more subcommands slot in beside `gemm`: each subcommand is a pair of
+functions, `_add_<name>(subparsers)` declaring its options and `_run_<name>(args) -> int`
+doing the work, listed in SUBCOMMANDS. Options describing the chip are shared through
+`_add_chip_options` / `_chip_config`. Every user mistake (a bad argument, a missing or
+malformed file) leaves by one path: `UsageError`, ValueError or OSError reach `main`,
+which prints exactly one line `chipviz: error: ...` on stderr and returns 2, never a
+traceback. Argparse's own usage errors are routed the same way (see `_Parser.error`).
+
+To add a subcommand (e.g. `train`): write `_add_train(subparsers)`, which calls
+`subparsers.add_parser("train", ...)`, declares its options (`_add_chip_options(p)` for the
+chip) and ends with `p.set_defaults(run=_run_train)`; write `_run_train(args) -> int`,
+raising UsageError (or letting ValueError/OSError through) for bad input; append
+`_add_train` to SUBCOMMANDS.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import math
+import os
+import sys
+
+import numpy as np
+
+from .chip import DATAFLOWS, ENGINES, PRECISIONS, ChipConfig, GemmStats, Mapping, TraceTooLarge, analyze, gemm
+from .chip import parse_array
+from .chip import trace as tr
+from .chip.config import DATAFLOW_NAMES
+from .chip.topology import read_topology
+
+PROG = "chipviz"
+EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+# The analytic model keeps a row of counters per fold: past this many folds its memory and
+# time grow large (about 1 s per million folds), so the CLI asks for a bigger array instead.
+MAX_FOLDS = 5_000_000
+
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(ChipConfig)}
+# ChipConfig field -> the option that sets it, so its error messages name the option.
+_CHIP_OPTIONS = {
+    "precision": "--precision",
+    "dataflow": "--dataflow",
+    "clock_mhz": "--clock-mhz",
+    "ifmap_sram_kib": "--ifmap-sram-kib",
+    "filter_sram_kib": "--filter-sram-kib",
+    "ofmap_sram_kib": "--ofmap-sram-kib",
+    "dram_bytes_per_cycle": "--dram-bytes-per-cycle",
+}
+
+_CHIP_HELP = {
+    "clock_mhz": "clock frequency in MHz",
+    "ifmap_sram_kib": "SRAM buffer for A (ifmap) in KiB",
+    "filter_sram_kib": "SRAM buffer for B (filter) in KiB",
+    "ofmap_sram_kib": "SRAM buffer for C (ofmap) in KiB",
+    "dram_bytes_per_cycle": "DRAM bandwidth in bytes per clock cycle",
+}
+
+
+class UsageError(Exception):
+    """A bad argument or input: reported as one `chipviz: error:` line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors become UsageError (one line), not usage + exit."""
+
+    def error(self, message):
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit status (0 ok, 1 check failed, 2 usage error)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        return args.run(args)
+    except SystemExit as exc:  # --help / --version
+        return exc.code if isinstance(exc.code, int) else EXIT_OK
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (UsageError, ValueError) as exc:
+        return _fail(str(exc))
+    except OSError as exc:
+        return _fail(_os_message(exc))
+    except MemoryError:
+        return _fail("not enough memory for this run: use smaller GEMM dimensions or a larger array")
+
+
+def _fail(message: str) -> int:
+    """The shared error path: one line on stderr, exit status 2."""
+    print(f"{PROG}: error: {' '.join(message.split())}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _os_message(exc: OSError) -> str:
+    if exc.filename is not None and exc.strerror:
+        return f"cannot open {exc.filename!r}: {exc.strerror}"
+    return str(exc)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="ChipViz: a teaching simulator of a systolic-array AI chip.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    subparsers.required = True
+    for add in SUBCOMMANDS:
+        add(subparsers)
+    return parser
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+# --------------------------------------------------------------------------- shared options
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+
+
+def _array(text: str) -> tuple[int, int]:
+    try:
+        return parse_array(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_chip_options(parser: argparse.ArgumentParser) -> None:
+    """The options that describe a chip (ChipConfig), for any subcommand that runs one."""
+    chip = parser.add_argument_group("chip")
+    chip.add_argument("--array", type=_array, default=(_DEFAULTS["rows"], _DEFAULTS["cols"]), metavar="ROWSxCOLS",
+                      help=f"PE array size, each side 1..256 (default {_DEFAULTS['rows']}x{_DEFAULTS['cols']})")
+    chip.add_argument("--dataflow", choices=DATAFLOWS, default=_DEFAULTS["dataflow"],
+                      help="; ".join(f"{k}: {v}" for k, v in DATAFLOW_NAMES.items())
+                      + f" (default {_DEFAULTS['dataflow']})")
+    chip.add_argument("--precision", choices=PRECISIONS, default=_DEFAULTS["precision"],
+                      help="number format: fp32, or int8 operands with int32 accumulators "
+                           f"(default {_DEFAULTS['precision']})")
+    for field, option in _CHIP_OPTIONS.items():
+        if field in ("precision", "dataflow"):
+            continue
+        chip.add_argument(option, type=_number, default=None, metavar="X",
+                          help=f"{_CHIP_HELP[field]} (default {_DEFAULTS[field]:g})")
+
+
+def _chip_config(args: argparse.Namespace) -> ChipConfig:
+    """A validated ChipConfig from the chip options; its ValueError names the option."""
+    rows, cols = args.array
+    given = {f: getattr(args, f) for f in _CHIP_OPTIONS if getattr(args, f, None) is not None}
+    try:
+        return ChipConfig(rows=rows, cols=cols, **given)
+    except ValueError as exc:
+        message = str(exc)
+        for field, option in _CHIP_OPTIONS.items():
+            if message.startswith(field + " "):
+                message = f"argument {option}:{message[len(field):]}"
+                break
+        raise UsageError(message) from None
+
+
+# --------------------------------------------------------------------------- gemm
+
+
+def _add_gemm(subparsers) -> None:
+    p = subparsers.add_parser(
+        "gemm", help="run one GEMM C = A·B on the chip, or every layer of a SCALE-Sim topology CSV",
+        description="Run one GEMM C = A·B (A: M×K, B: K×N) on the chip and report its cycles, traffic, "
+                    "energy and roofline; or, with --topology, every layer of a SCALE-Sim topology file.")
+    shape = p.add_argument_group("workload (either --m/--k/--n or --topology)")
+    shape.add_argument("--m", type=_integer, metavar="M", help="rows of A and C (e.g. the batch)")
+    shape.add_argument("--k", type=_integer, metavar="K", help="columns of A, rows of B (the reduction)")
+    shape.add_argument("--n", type=_integer, metavar="N", help="columns of B and C (e.g. output features)")
+    shape.add_argument("--topology", metavar="CSV", help="SCALE-Sim topology file (GEMM or convolution form)")
+    shape.add_argument("--output", metavar="CSV", help="with --topology: write the per-layer report here "
+                                                       "(default: print it)")
+    _add_chip_options(p)
+    run = p.add_argument_group("run")
+    run.add_argument("--engine", choices=ENGINES, default=None,
+                     help="analytic: closed forms, no data; cycle: move every value register by register "
+                          "and check C against numpy (default: analytic, or cycle with --trace)")
+    run.add_argument("--seed", type=_integer, default=0, help="seed of the random A and B of the cycle engine "
+                                                              "(default 0)")
+    run.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
+    run.add_argument("--trace", metavar="FILE.npz", help="record what every PE does, cycle by cycle, into this "
+                                                         "file (needs the cycle engine)")
+    run.add_argument("--trace-window", metavar="START:STOP",
+                     help="record only cycles START..STOP-1 (default: the whole run, if it fits the "
+                          f"{tr.DEFAULT_BUDGET_BYTES // 2**20} MiB trace budget)")
+    p.set_defaults(run=_run_gemm)
+
+
+def _run_gemm(args: argparse.Namespace) -> int:
+    config = _chip_config(args)
+    dims = {"--m": args.m, "--k": args.k, "--n": args.n}
+    if args.seed < 0:
+        raise UsageError(f"argument --seed: must be a whole number >= 0, got {args.seed}")
+    if args.trace_window is not None and args.trace is None:
+        raise UsageError("--trace-window needs --trace FILE.npz")
+    if args.trace is not None and args.engine == "analytic":
+        raise UsageError("--trace needs the cycle engine: drop --engine analytic or use --engine cycle")
+    engine = args.engine or ("cycle" if args.trace is not None else "analytic")
+    if args.topology is not None:
+        given = [name for name, value in dims.items() if value is not None]
+        if given:
+            raise UsageError(f"{', '.join(given)} cannot be combined with --topology (the file gives each layer's "
+                             f"shape)")
+        if args.trace is not None:
+            raise UsageError("--trace records one GEMM: it cannot be combined with --topology")
+        return _run_topology(args, config, engine)
+    if args.output is not None:
+        raise UsageError("--output writes the per-layer report of --topology; for one GEMM use --json")
+    missing = [name for name, value in dims.items() if value is None]
+    if missing:
+        raise UsageError(f"missing {', '.join(missing)}: give the GEMM shape with --m M --k K --n N, "
+                         f"or a SCALE-Sim file with --topology CSV")
+    mapping = _mapping(args.m, args.k, args.n, config)
+    window = None
+    if args.trace is not None:
+        _check_writable(args.trace, "--trace")
+        window = _trace_window(args.trace_window, analyze(args.m, args.k, args.n, config).cycles, config)
+    check, trace_info = None, None
+    if engine == "analytic":
+        stats = analyze(args.m, args.k, args.n, config)
+    else:
+        stats, check, trace = _run_cycle(args.m, args.k, args.n, config, args.seed, window)
+        if trace is not None:
+            path = _npz_path(args.trace)
+            trace.save(path)
+            trace_info = {"path": path, "start": trace.start, "cycles": trace.n_cycles, "bytes": trace.nbytes}
+    if args.json:
+        record = stats.to_dict()
+        record.update(mapping=mapping.describe(), config=_config_dict(config), check=check, trace=trace_info)
+        print(_to_json(record))
+    else:
+        print(_gemm_report(stats, mapping, config, check, trace_info))
+    return _check_status(check)
+
+
+def _mapping(m: int, k: int, n: int, config: ChipConfig) -> Mapping:
+    try:
+        mapping = Mapping.of(m, k, n, config)
+    except ValueError as exc:  # "GEMM dimension M must be ...": name the option too
+        message = str(exc)
+        for name in "MKN":
+            if message.startswith(f"GEMM dimension {name} "):
+                message = f"argument --{name.lower()}: {message}"
+        raise UsageError(message) from None
+    if mapping.folds > MAX_FOLDS:
+        raise UsageError(f"this GEMM needs {mapping.folds:,} folds on a {config.rows}x{config.cols} array, over the "
+                         f"CLI's limit of {MAX_FOLDS:,}: use a larger --array or smaller dimensions")
+    return mapping
+
+
+def _run_cycle(m, k, n, config, seed, window):
+    """Random operands from `seed`, the cycle-accurate run, and C checked against numpy."""
+    rng = np.random.default_rng(seed)
+    if config.precision == "int8":
+        a = rng.integers(-128, 128, size=(m, k), dtype=np.int8)
+        b = rng.integers(-128, 128, size=(k, n), dtype=np.int8)
+    else:
+        a = rng.standard_normal((m, k), dtype=np.float32)
+        b = rng.standard_normal((k, n), dtype=np.float32)
+    try:
+        result = gemm(a, b, config, engine="cycle", trace_window=window)
+    except TraceTooLarge as exc:
+        raise UsageError(f"{exc}; choose it with --trace-window START:STOP") from None
+    check = _check_c(a, b, result.c, config)
+    check["seed"] = seed
+    return result.stats, check, result.trace
+
+
+def _check_c(a: np.ndarray, b: np.ndarray, c: np.ndarray, config: ChipConfig) -> dict:
+    """Compare the chip's C with numpy's product in float64 / int64.
+
+    int8 must match exactly. fp32 must be within the worst-case rounding of a K-term float32
+    dot product in any summation order, γ_K·(|A|·|B|) with γ_K = K·u / (1 - K·u), u = 2⁻²⁴.
+    """
+    if config.precision == "int8":
+        # exact; the chip's int32 accumulators wrap modulo 2³² (only past K = 131,072), and so does this
+        expected = (a.astype(np.int64) @ b.astype(np.int64)).astype(np.int32).astype(np.int64)
+        error = np.abs(c.astype(np.int64) - expected)
+        bound = np.zeros_like(error)
+    else:
+        expected = a.astype(np.float64) @ b.astype(np.float64)
+        error = np.abs(c.astype(np.float64) - expected)
+        ku = a.shape[1] * 2.0**-24
+        gamma = ku / (1 - ku) if ku < 1 else math.inf
+        bound = gamma * (np.abs(a).astype(np.float64) @ np.abs(b).astype(np.float64))
+    ok = bool(np.all(error <= bound))
+    return {"max_abs_error": float(error.max()), "max_bound": float(bound.max()), "ok": ok}
+
+
+def _check_status(check: dict | None) -> int:
+    if check is None or check["ok"]:
+        return EXIT_OK
+    print(f"{PROG}: error: the chip's C differs from numpy's by up to {check['max_abs_error']:.3g}, beyond the "
+          f"rounding bound: a simulator bug, please report it", file=sys.stderr)
+    return EXIT_CHECK_FAILED
+
+
+def _trace_window(text: str | None, total: int, config: ChipConfig) -> tuple[int, int]:
+    """START:STOP (either side may be left out) within a run of `total` cycles, and within the budget."""
+    per_cycle = tr.bytes_per_cycle(config.rows, config.cols)
+    most = tr.DEFAULT_BUDGET_BYTES // per_cycle
+    if text is None:
+        start, stop = 0, total
+        if total * per_cycle > tr.DEFAULT_BUDGET_BYTES:
+            raise UsageError(
+                f"a trace of the whole run ({total:,} cycles on a {config.rows}x{config.cols} array) needs "
+                f"{total * per_cycle / 2**20:,.0f} MiB, over the {tr.DEFAULT_BUDGET_BYTES // 2**20} MiB budget: "
+                f"record part of it with --trace-window START:STOP (at most {most:,} cycles)")
+        return start, stop
+    form = (f"argument --trace-window: expected START:STOP with 0 <= START < STOP, "
+            f"cycles of this run being 0..{total - 1}")
+    parts = text.split(":")
+    if len(parts) != 2:
+        raise UsageError(f"{form}, got {text!r}")
+    try:
+        start = int(parts[0]) if parts[0].strip() else 0
+        stop = int(parts[1]) if parts[1].strip() else total
+    except ValueError:
+        raise UsageError(f"{form}, got {text!r}") from None
+    if start >= total:
+        raise UsageError(f"{form}: START {start} is past the end of the run")
+    if not 0 <= start < stop:
+        raise UsageError(f"{form}, got {text!r}")
+    stop = min(stop, total)
+    if (stop - start) * per_cycle > tr.DEFAULT_BUDGET_BYTES:
+        raise UsageError(f"argument --trace-window: {stop - start:,} cycles on a {config.rows}x{config.cols} array "
+                         f"need {(stop - start) * per_cycle / 2**20:,.0f} MiB, over the "
+                         f"{tr.DEFAULT_BUDGET_BYTES // 2**20} MiB budget: record at most {most:,} cycles")
+    return start, stop
+
+
+def _npz_path(path: str) -> str:
+    """numpy adds .npz to a name without it; say so by using the name it will really write."""
+    return path if path.endswith(".npz") else path + ".npz"
+
+
+def _check_writable(path: str, option: str) -> None:
+    """Refuse an output path in a missing directory before a long run, not after it."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise UsageError(f"argument {option}: directory {os.path.dirname(path) or '.'!r} does not exist")
+    if os.path.isdir(path):
+        raise UsageError(f"argument {option}: {path!r} is a directory, expected a file name")
+
+
+# --------------------------------------------------------------------------- topology
+
+
+_LAYER_COLUMNS = ("folds", "cycles_per_fold", "compute_cycles", "stall_cycles", "cycles", "scalesim_cycles", "macs",
+                  "utilization", "mapping_efficiency", "sram_reads_ifmap", "sram_reads_filter", "sram_reads",
+                  "sram_writes", "dram_reads", "dram_writes", "dram_bytes")
+_SUMMED = ("folds", "compute_cycles", "stall_cycles", "cycles", "scalesim_cycles", "macs", "sram_reads_ifmap",
+           "sram_reads_filter", "sram_reads", "sram_writes", "dram_reads", "dram_writes", "dram_bytes", "seconds")
+
+
+def _run_topology(args: argparse.Namespace, config: ChipConfig, engine: str) -> int:
+    layers = read_topology(args.topology)
+    if args.output is not None:
+        _check_writable(args.output, "--output")
+    rows, records, status = [], [], EXIT_OK
+    for layer in layers:
+        try:
+            _mapping(layer.m, layer.k, layer.n, config)
+        except (UsageError, ValueError) as exc:
+            raise UsageError(f"{args.topology}:{layer.line}: layer {layer.name!r}: {exc}") from None
+        check = None
+        if engine == "analytic":
+            stats = analyze(layer.m, layer.k, layer.n, config)
+        else:
+            stats, check, _ = _run_cycle(layer.m, layer.k, layer.n, config, args.seed, None)
+            status = max(status, _check_status(check))
+        row = {"layer": layer.name, "m": layer.m, "k": layer.k, "n": layer.n}
+        row.update(_flat(stats))
+        if check is not None:
+            row["max_abs_error"] = check["max_abs_error"]
+        rows.append(row)
+        records.append({"layer": layer.name, "line": layer.line, **stats.to_dict(), "check": check})
+    total = _total_row(rows, config)
+    if args.json:
+        text = _to_json({"topology": args.topology, "engine": engine, "config": _config_dict(config),
+                         "layers": records, "total": total})
+        _emit(text + "\n", args.output)
+    else:
+        columns = ["layer", "m", "k", "n", *_LAYER_COLUMNS, "seconds", *_energy_columns(rows)]
+        if engine == "cycle":
+            columns.append("max_abs_error")
+        _emit(_csv_text(columns, rows + [total]), args.output)
+    if args.output is not None:
+        print(f"wrote the report of {len(rows)} layer{'s' * (len(rows) != 1)} and their total to {args.output}")
+    return status
+
+
+def _flat(stats: GemmStats) -> dict:
+    d = stats.to_dict()
+    row = {name: d[name] for name in _LAYER_COLUMNS}
+    row["seconds"] = d["seconds"]
+    row.update({f"energy_{part}_pj": value for part, value in d["energy_pj"].items()})
+    return row
+
+
+def _energy_columns(rows: list[dict]) -> list[str]:
+    """energy_<part>_pj for every part any layer reports (mac, register, sram, dram, ...), total last."""
+    names = dict.fromkeys(name for row in rows for name in row if name.startswith("energy_"))
+    names.pop("energy_total_pj", None)
+    return [*names, "energy_total_pj"]
+
+
+def _total_row(rows: list[dict], config: ChipConfig) -> dict:
+    """Sums of the counters; utilisation and mapping efficiency re-derived from the sums."""
+    total = {"layer": "total"}
+    for name in (*_SUMMED, *_energy_columns(rows)):
+        total[name] = sum(row.get(name, 0.0) for row in rows)
+    total["utilization"] = total["macs"] / (total["cycles"] * config.pes)
+    total["mapping_efficiency"] = sum(r["mapping_efficiency"] * r["folds"] for r in rows) / total["folds"]
+    if rows and "max_abs_error" in rows[0]:
+        total["max_abs_error"] = max(r["max_abs_error"] for r in rows)
+    return total
+
+
+def _csv_text(columns: list[str], rows: list[dict]) -> str:
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, restval="", extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: format(v, ".12g") if isinstance(v, float) else v for k, v in row.items()})
+    return buffer.getvalue()
+
+
+def _emit(text: str, path: str | None) -> None:
+    if path is None:
+        sys.stdout.write(text)
+        return
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        f.write(text)
+
+
+# --------------------------------------------------------------------------- output
+
+
+def _config_dict(config: ChipConfig) -> dict:
+    return {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.name != "energy"} | {
+        "energy": dataclasses.asdict(config.energy)}
+
+
+def _finite(value):
+    """JSON-safe: NaN and ±inf become null (e.g. arithmetic intensity with no DRAM traffic)."""
+    if isinstance(value, dict):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _to_json(record: dict) -> str:
+    return json.dumps(_finite(record), allow_nan=False)
+
+
+_ENERGY_NAMES = {"mac": "MACs", "register": "registers", "sram": "SRAM", "dram": "DRAM", "vector": "vector unit"}
+
+
+def _si(value: float, unit: str) -> str:
+    """1234.5 pJ -> '1.23 nJ'; 0.000012 s -> '12.0 µs'."""
+    if unit == "pJ":
+        scales = ((1e9, "mJ"), (1e6, "µJ"), (1e3, "nJ"), (1.0, "pJ"))
+    else:
+        scales = ((1.0, "s"), (1e-3, "ms"), (1e-6, "µs"), (1e-9, "ns"))
+    for scale, name in scales:
+        if abs(value) >= scale:
+            return f"{value / scale:.3g} {name}"
+    return f"{value / scales[-1][0]:.3g} {scales[-1][1]}"
+
+
+def _gemm_report(s: GemmStats, mapping: Mapping, config: ChipConfig, check: dict | None, trace: dict | None) -> str:
+    pes = config.pes
+    e = s.energy_pj
+    lines = [
+        f"GEMM C = A·B with A {s.m}×{s.k}, B {s.k}×{s.n}, C {s.m}×{s.n}: {s.macs:,} MACs",
+        f"chip        {config.rows}×{config.cols} PEs, {DATAFLOW_NAMES[config.dataflow]} ({config.dataflow}), "
+        f"{config.precision}, {config.clock_mhz:g} MHz",
+        f"memory      SRAM ifmap {config.ifmap_sram_kib:g} KiB, filter {config.filter_sram_kib:g} KiB, "
+        f"ofmap {config.ofmap_sram_kib:g} KiB; DRAM {config.dram_bytes_per_cycle:g} bytes/cycle",
+    ]
+    if check is None:
+        lines.append("engine      analytic (closed forms; no data)")
+    else:
+        verdict = "matches" if check["ok"] else "DIFFERS FROM"
+        bound = "exact" if config.precision == "int8" else f"float32 rounding bound {check['max_bound']:.3g}"
+        lines.append(f"engine      cycle-accurate, random A and B (seed {check['seed']}): C {verdict} numpy, "
+                     f"max abs error {check['max_abs_error']:.3g} ({bound})")
+    lines += [
+        f"mapping     {mapping.describe()}",
+        f"            mapping efficiency {s.mapping_efficiency:.1%} (share of PEs a fold maps work to, on average)",
+        f"cycles      {s.cycles:,} = {s.folds:,} folds × {s.cycles_per_fold:,} + {s.stall_cycles:,} stall cycles; "
+        f"SCALE-Sim reports {s.scalesim_cycles:,} (it counts from 0)",
+        f"time        {_si(s.seconds, 's')} at {config.clock_mhz:g} MHz",
+        f"utilisation {s.utilization:.1%} of PE-cycles do a MAC (SCALE-Sim's overall utilisation "
+        f"{s.scalesim_utilization:.1%})",
+        f"SRAM        reads {s.sram_reads:,} (ifmap {s.sram_reads_ifmap:,}, filter {s.sram_reads_filter:,}), "
+        f"writes {s.sram_writes:,}" + (f" (SCALE-Sim counts {s.scalesim_sram_writes:,})"
+                                       if s.scalesim_sram_writes != s.sram_writes else ""),
+        f"DRAM        reads {s.dram_reads:,}, writes {s.dram_writes:,} elements = {s.dram_bytes:,} bytes",
+        f"stalls      {s.stall_cycles:,} cycles waiting for DRAM",
+        f"energy      {_si(e['total'], 'pJ')}: " + ", ".join(
+            f"{_ENERGY_NAMES.get(key, key)} {_si(e[key], 'pJ')}"
+            + (f" ({e[key] / e['total']:.0%})" if e["total"] else "")
+            for key in e if key != "total"),
+    ]
+    intensity = s.arithmetic_intensity
+    ai = f"{intensity:.3g} MACs per DRAM byte" if math.isfinite(intensity) else "unbounded (no DRAM traffic)"
+    bound = "memory-bound" if s.attainable_macs_per_cycle < pes else "compute-bound"
+    share = s.achieved_macs_per_cycle / s.attainable_macs_per_cycle if s.attainable_macs_per_cycle else 0.0
+    lines += [
+        f"roofline    arithmetic intensity {ai}",
+        f"            attainable min({pes} PEs, intensity × {config.dram_bytes_per_cycle:g} B/cycle) = "
+        f"{s.attainable_macs_per_cycle:.3g} MACs/cycle ({bound}); achieved {s.achieved_macs_per_cycle:.3g} "
+        f"MACs/cycle ({share:.0%} of attainable)",
+    ]
+    if trace is not None:
+        lines.append(f"trace       cycles {trace['start']:,}..{trace['start'] + trace['cycles'] - 1:,} "
+                     f"({trace['bytes'] / 2**20:.1f} MiB in memory) saved to {trace['path']}")
+    return "\n".join(lines)
+
+
+SUBCOMMANDS = [_add_gemm]
+
+if __name__ == "__main__":
+    sys.exit(main())
