@@ -144,7 +144,10 @@ def _array(text: str) -> tuple[int, int]:
     try:
         return parse_array(text)
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+        message = str(exc)
+        if not message.startswith("array"):  # e.g. int() on a digit-like '²' that isdigit() let through
+            message = f"array must look like ROWSxCOLS, e.g. 8x8, got {text!r}"
+        raise argparse.ArgumentTypeError(message) from None
 
 
 def _add_chip_options(parser: argparse.ArgumentParser) -> None:
