@@ -2,6 +2,7 @@
 
     chipviz gemm --m 32 --k 64 --n 10 --array 8x8 --dataflow ws [--engine cycle] [--json] ...
     chipviz gemm --topology layers.csv [--output report.csv]
+    chipviz train --dataset digits --layers 64,32,10 --optimizer adam --lr 0.01 --epochs 10 ...
 
 Layout, so that more subcommands slot in beside `gemm`: each subcommand is a pair of
 functions, `_add_<name>(subparsers)` declaring its options and `_run_<name>(args) -> int`
@@ -555,7 +556,159 @@ def _gemm_report(s: GemmStats, mapping: Mapping, config: ChipConfig, check: dict
     return "\n".join(lines)
 
 
-SUBCOMMANDS = [_add_gemm]
+# --------------------------------------------------------------------------- train
+
+_TRAIN_DEFAULTS = {"dataset": "digits", "activation": "relu", "optimizer": "adam", "lr": 0.01, "batch_size": 32,
+                   "seed": 0, "noise": 0.0, "samples": 400, "loss": "cross_entropy"}
+
+
+def _add_train(subparsers) -> None:
+    from .data import DATASETS
+    from .nn.activations import ACTIVATIONS
+    from .nn.losses import LOSSES
+    from .nn.optimizers import OPTIMIZERS
+
+    p = subparsers.add_parser(
+        "train", help="train an MLP whose every matrix multiply runs on the chip",
+        description="Train an MLP on the simulated chip and report accuracy, cycles, utilisation and energy. "
+                    "With --load, the saved run continues with its own settings.")
+    net = p.add_argument_group("network and training")
+    net.add_argument("--dataset", choices=DATASETS, help="default digits (8×8 handwritten digits, shipped)")
+    net.add_argument("--layers", metavar="W,W,...", help="widths from input to output, e.g. 64,32,10 "
+                     "(0 to 4 hidden layers of 1..512); default: the dataset's inputs, 32, its classes")
+    net.add_argument("--activation", choices=ACTIVATIONS, help="hidden-layer activation (default relu)")
+    net.add_argument("--loss", choices=LOSSES, help="default cross_entropy")
+    net.add_argument("--optimizer", choices=OPTIMIZERS, help="default adam")
+    net.add_argument("--lr", type=_number, help="learning rate (default 0.01)")
+    net.add_argument("--batch-size", type=_integer, help="default 32")
+    net.add_argument("--epochs", type=_integer, default=10, help="epochs to train (default 10)")
+    net.add_argument("--seed", type=_integer, help="default 0")
+    net.add_argument("--noise", type=_number, help="noise of the 2-D toy sets (default 0)")
+    net.add_argument("--samples", type=_integer, help="points in a 2-D toy set (default 400)")
+    net.add_argument("--mnist-dir", help="folder with MNIST's four IDX files (for --dataset mnist)")
+    net.add_argument("--engine", choices=ENGINES, default="analytic",
+                     help="analytic (fast, default) or cycle (every value moved register by register)")
+    _add_chip_options(p)
+    out = p.add_argument_group("output")
+    out.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
+    out.add_argument("--save", metavar="FILE.npz", help="save the run (settings, weights, optimizer, metrics)")
+    out.add_argument("--load", metavar="FILE.npz", help="continue a saved run")
+    out.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(run=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from .nn.runfile import load_run, save_run
+    from .nn.trainer import Diverged, Trainer, TrainSettings
+
+    if args.save:
+        _check_writable(args.save, "--save")
+    given = {k: getattr(args, k) for k in (*_TRAIN_DEFAULTS, "layers") if getattr(args, k) is not None}
+    if args.load:
+        if given:
+            raise UsageError(f"--load continues a saved run with its own settings; drop --{next(iter(given))}")
+        trainer = load_run(args.load, mnist_dir=args.mnist_dir)
+    else:
+        values = {**_TRAIN_DEFAULTS, **given}
+        chip = _chip_config(args)
+        settings = TrainSettings(
+            dataset=values["dataset"], activation=values["activation"], loss=values["loss"],
+            optimizer=values["optimizer"], lr=values["lr"], batch_size=values["batch_size"], seed=values["seed"],
+            precision=chip.precision, engine=args.engine, noise=values["noise"], n_samples=values["samples"],
+            mnist_dir=args.mnist_dir, hidden=_hidden_from_layers(values.get("layers"), values["dataset"], args))
+        trainer = Trainer(settings, chip.with_(precision="fp32"))
+        _check_layers(values.get("layers"), trainer)
+    if trainer.diverged:
+        raise UsageError(f"the saved run had diverged ({trainer.diverged}); start a new one")
+    epochs = args.epochs
+    if not 1 <= epochs <= 100_000:
+        raise UsageError(f"argument --epochs: must be a whole number from 1 to 100000, got {epochs}")
+
+    def progress(epoch, loss, acc):
+        if not args.quiet:
+            print(f"epoch {epoch:>4}  step {trainer.step_count:>6}  train loss {trainer.last.loss:.4f}  "
+                  f"test loss {loss:.4f}  test accuracy {acc:.1%}", file=sys.stderr, flush=True)
+
+    status = EXIT_OK
+    try:
+        trainer.fit(epochs, on_epoch=progress)
+    except Diverged as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        status = EXIT_CHECK_FAILED
+    test_loss, test_acc = trainer.evaluate("test")
+    if args.save:
+        save_run(trainer, args.save)
+    summary = _train_summary(trainer, test_loss, test_acc)
+    print(_to_json(summary) if args.json else _train_report(summary))
+    return status
+
+
+def _hidden_from_layers(text: str | None, dataset: str, args) -> tuple[int, ...]:
+    if text is None:
+        return (32,)
+    try:
+        widths = tuple(int(w) for w in text.split(","))
+    except ValueError:
+        raise UsageError(f"argument --layers: must be whole numbers separated by commas, e.g. 64,32,10, got {text!r}")
+    if len(widths) < 2:
+        raise UsageError(f"argument --layers: give at least the input and output widths, got {text!r}")
+    return widths[1:-1]
+
+
+def _check_layers(text: str | None, trainer) -> None:
+    if text is None:
+        return
+    widths = tuple(int(w) for w in text.split(","))
+    actual = trainer.net.sizes
+    if (widths[0], widths[-1]) != (actual[0], actual[-1]):
+        raise UsageError(f"argument --layers: {trainer.data.name} needs {actual[0]} inputs and {actual[-1]} "
+                         f"outputs, e.g. {actual[0]},32,{actual[-1]}; got {text}")
+
+
+def _train_summary(trainer, test_loss: float, test_acc: float) -> dict:
+    totals = trainer.totals
+    cycles = sum(p["cycles"] for p in totals.values())
+    macs = sum(p["macs"] for p in totals.values())
+    parts = ("mac", "register", "sram", "dram", "vector")
+    energy = {phase: {part: t[part] for part in parts} | {"total": sum(t[part] for part in parts)}
+              for phase, t in totals.items()}
+    return {
+        "test_accuracy": test_acc, "test_loss": test_loss,
+        "train_loss": trainer.last.loss if trainer.last else None,
+        "steps": trainer.step_count, "epochs": trainer.epoch + (trainer.position >= len(trainer.order)),
+        "cycles": cycles, "macs": macs, "utilization": macs / (cycles * trainer.chip.pes) if cycles else 0.0,
+        "seconds": sum(p["seconds"] for p in totals.values()),
+        "energy_pj": {"total": sum(e["total"] for e in energy.values()), "by_phase": energy},
+        "phases": {phase: {"cycles": t["cycles"], "macs": t["macs"],
+                           "utilization": t["macs"] / (t["cycles"] * trainer.chip.pes) if t["cycles"] else 0.0}
+                   for phase, t in totals.items()},
+        "layers": list(trainer.net.sizes), "settings": trainer.settings.to_dict(),
+        "chip": _config_dict(trainer.chip), "diverged": trainer.diverged,
+    }
+
+
+def _train_report(s: dict) -> str:
+    chip = s["chip"]
+    lines = [
+        f"{s['settings']['dataset']}: MLP {'-'.join(map(str, s['layers']))}, {s['settings']['optimizer']} "
+        f"lr {s['settings']['lr']:g}, batch {s['settings']['batch_size']}, {s['settings']['precision']}, "
+        f"on a {chip['rows']}×{chip['cols']} {chip['dataflow']} array at {chip['clock_mhz']:g} MHz",
+        f"test accuracy {s['test_accuracy']:.1%}   test loss {s['test_loss']:.4f}   "
+        f"train loss {s['train_loss']:.4f}   steps {s['steps']:,}",
+        f"chip: {s['cycles']:,} cycles ({_si(s['seconds'], 's')} at the clock), {s['macs']:,} MACs, "
+        f"utilisation {s['utilization']:.1%}, energy {_si(s['energy_pj']['total'], 'pJ')}",
+        "",
+        f"{'phase':<18} {'cycles':>14} {'utilisation':>12} {'energy':>12}",
+    ]
+    for phase, p in s["phases"].items():
+        lines.append(f"{phase:<18} {p['cycles']:>14,} {p['utilization']:>12.1%} "
+                     f"{_si(s['energy_pj']['by_phase'][phase]['total'], 'pJ'):>12}")
+    if s["diverged"]:
+        lines += ["", s["diverged"]]
+    return "\n".join(lines)
+
+
+SUBCOMMANDS = [_add_gemm, _add_train]
 
 if __name__ == "__main__":
     sys.exit(main())

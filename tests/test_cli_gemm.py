@@ -135,7 +135,7 @@ def run_error(capsys, argv):
     (["--dataflow", "xs"], "invalid choice: 'xs' (choose from 'ws', 'os', 'is')"),
     (["--precision", "fp16"], "choose from 'fp32', 'int8'"),
     (["--engine", "rtl"], "choose from 'analytic', 'cycle'"),
-    (["--clock-mhz", "0"], "--clock-mhz: must be a number from 1 to 10000 MHz, got 0.0"),
+    (["--clock-mhz", "0"], "--clock-mhz: must be a number from 1 to 10,000 MHz, got 0.0"),
     (["--dram-bytes-per-cycle", "inf"], "--dram-bytes-per-cycle: must be a number"),
     (["--ofmap-sram-kib", "lots"], "--ofmap-sram-kib: must be a number, got 'lots'"),
     (["--seed", "-1"], "--seed: must be a whole number >= 0"),

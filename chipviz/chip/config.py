@@ -116,7 +116,7 @@ class ChipConfig:
 def parse_array(text: str) -> tuple[int, int]:
     """'8x8' -> (8, 8); anything else raises ValueError saying what is expected."""
     parts = str(text).lower().replace("×", "x").split("x")
-    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+    if len(parts) != 2 or not all(p.strip().isascii() and p.strip().isdigit() for p in parts):
         raise ValueError(f"array must look like ROWSxCOLS, e.g. 8x8, got {text!r}")
     rows, cols = (int(p) for p in parts)
     for name, value in (("array rows", rows), ("array cols", cols)):
@@ -132,4 +132,8 @@ def _is_int(value) -> bool:
 def _check_range(name, value, low, high, unit):
     ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
     if not ok or not np.isfinite(value) or not low <= value <= high:
-        raise ValueError(f"{name} must be a number from {low:g} to {high:g} {unit}, got {value!r}")
+        raise ValueError(f"{name} must be a number from {_num(low)} to {_num(high)} {unit}, got {value!r}")
+
+
+def _num(x: float) -> str:
+    return f"{x:,.0f}" if float(x).is_integer() else f"{x:g}"

@@ -67,10 +67,13 @@ def _trace_arrays(window, mapping: Mapping, config: ChipConfig, budget: int):
         return tr.allocate(config.rows, config.cols, 0), 0
     total = analyze(mapping.m, mapping.k, mapping.n, config).cycles
     start, stop = window
-    if not (0 <= start < stop):
-        raise ValueError(f"trace window must satisfy 0 <= start < stop, got ({start}, {stop})")
-    stop = min(stop, total)
-    start = min(start, stop - 1)
+    whole = all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (start, stop))
+    if not whole or not 0 <= start < stop:
+        raise ValueError(f"trace window must be whole numbers with 0 <= start < stop, got {window!r}")
+    if start >= total:
+        raise ValueError(f"trace window starts at cycle {start}, but this GEMM runs only {total} cycles "
+                         f"(0 to {total - 1})")
+    stop = min(stop, total)  # a window past the end is cut at the last cycle
     n_cycles = stop - start
     need = n_cycles * tr.bytes_per_cycle(config.rows, config.cols)
     if need > budget:

@@ -7,6 +7,10 @@ The policy, shared by both engines so that they price memory identically:
   ofmap SRAM, partial sums of unfinished outputs spill to DRAM and are read back.
 - A fold's DRAM traffic is moved while the previous fold computes (double buffering);
   when it needs more cycles than the fold lasts, the array stalls for the difference.
+  The first fold is treated alike: its data is assumed staged while the array starts up
+  (SCALE-Sim likewise leaves the initial fill out of its compute cycles).
+- The output buffer's read of a partial sum before adding the next row fold's is not
+  priced (SCALE-Sim does not count it either); its writes are.
 """
 from __future__ import annotations
 

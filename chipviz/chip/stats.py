@@ -1,8 +1,10 @@
 """The numbers a GEMM run reports, derived from per-fold counters that both engines fill alike."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from functools import cached_property
+from types import MappingProxyType
+from typing import Mapping
 
 import numpy as np
 
@@ -47,14 +49,16 @@ class GemmStats:
     dram_writes: int
     dram_bytes: int
     register_hops: int
-    energy_pj: dict
+    energy_pj: Mapping[str, float]  # read-only by component, and 'total'
     seconds: float
     arithmetic_intensity: float
     attainable_macs_per_cycle: float
     achieved_macs_per_cycle: float
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["energy_pj"] = dict(self.energy_pj)
+        return out
 
     @cached_property
     def costs(self) -> np.ndarray:
@@ -114,7 +118,7 @@ def summarize(per_fold: np.ndarray, mapping: Mapping, config: ChipConfig, engine
         sram_reads_ifmap=ifmap, sram_reads_filter=filt, sram_reads=ifmap + filt,
         sram_writes=writes, scalesim_sram_writes=writes + spurious,
         dram_reads=dram_reads, dram_writes=dram_writes, dram_bytes=dram_bytes,
-        register_hops=operand_hops + psum_hops, energy_pj=energy,
+        register_hops=operand_hops + psum_hops, energy_pj=MappingProxyType(energy),  # read-only: results are cached
         seconds=cycles / (config.clock_mhz * 1e6),
         arithmetic_intensity=intensity,
         attainable_macs_per_cycle=min(float(pes), intensity * config.dram_bytes_per_cycle),

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
+from types import MappingProxyType
+from typing import Mapping
 
 import numpy as np
 
@@ -19,7 +21,7 @@ class VectorStats:
     elements: int
     ops: int
     cycles: int
-    energy_pj: dict
+    energy_pj: Mapping[str, float]  # read-only: results are cached
     seconds: float
 
     @property
@@ -42,4 +44,4 @@ def vector_op(elements: int, ops_per_element: int, config: ChipConfig) -> Vector
     moved = 2 * elements * config.spec.accumulator_bytes if ops else 0  # read and write back each value
     energy = {"vector": ops * e.vector_op_pj(config.precision), "sram": moved * e.sram_pj_per_byte}
     energy["total"] = energy["vector"] + energy["sram"]
-    return VectorStats(elements, ops, cycles, energy, cycles / (config.clock_mhz * 1e6))
+    return VectorStats(elements, ops, cycles, MappingProxyType(energy), cycles / (config.clock_mhz * 1e6))

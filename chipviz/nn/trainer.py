@@ -140,6 +140,10 @@ class Trainer:
         """One mini-batch: forward, loss, backward, update — all on the chip."""
         if self.diverged:
             raise Diverged(self.diverged)
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow is caught below as divergence
+            return self._step()
+
+    def _step(self) -> StepReport:
         saved = (self.position, self.epoch, self.order, self.rng.bit_generator.state)
         x, y = self.next_batch()
         self.runner.reset_log()
