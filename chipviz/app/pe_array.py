@@ -87,8 +87,12 @@ def _with_history(values: np.ndarray, trace_start: int, start: int, stop: int, h
 
 
 def pack_window(trace: Trace, start: int, stop: int, *, total_cycles: int, psum_scale: float | None = None,
-                max_bytes: int = MAX_BATCH_BYTES) -> bytes:
-    """Cycles [start, stop) of `trace` (GEMM cycle numbers) as one payload for the browser."""
+                max_bytes: int = MAX_BATCH_BYTES, follow: bool = False) -> bytes:
+    """Cycles [start, stop) of `trace` (GEMM cycle numbers) as one payload for the browser.
+
+    follow=True marks a continuation of the batch being played: a browser already playing a
+    cycle inside the new window keeps going from there instead of jumping to ``cycle``.
+    """
     rows, cols = int(trace.state.shape[1]), int(trace.state.shape[2])
     t0 = trace.start
     a, b = start - t0, stop - t0
@@ -131,7 +135,8 @@ def pack_window(trace: Trace, start: int, stop: int, *, total_cycles: int, psum_
         "version": FORMAT_VERSION, "rows": rows, "cols": cols, "dataflow": trace.dataflow,
         "start": int(start), "n": int(n), "hist": int(hist), "total_cycles": int(total_cycles),
         "n_folds": int(len(trace.tiles)), "tiles": np.asarray(trace.tiles, np.int64).tolist(),
-        "roles": dict(trace.roles), "psum_scale": float(psum_scale) or 1.0, "planes": layout,
+        "roles": dict(trace.roles), "psum_scale": float(psum_scale) or 1.0, "follow": bool(follow),
+        "planes": layout,
     }
     text = json.dumps(header, separators=(",", ":")).encode()
     text += b" " * (-(len(text) + 8) % 8)
@@ -163,14 +168,40 @@ def unpack_payload(payload: bytes) -> tuple[dict, dict[str, np.ndarray]]:
         raw[name] = np.frombuffer(payload, dtype, count, base + spec["offset"]).reshape(spec["shape"])
     arrays = {k: v for k, v in raw.items() if "." not in k}
     for name in REGISTER_PLANES:
-        spec = header["planes"][name] if name in header["planes"] else None
-        if spec is not None:
-            continue
-        arrays[name] = raw[f"{name}.frames"][raw[f"{name}.index"]]
+        if name not in header["planes"]:
+            arrays[name] = raw[f"{name}.frames"][raw[f"{name}.index"]]
     for name in REGISTER_PLANES:
         if name in header["planes"]:
             arrays[name] = arrays[header["planes"][name]["alias"]]
     return header, arrays
+
+
+def pe_operands(trace: Trace, cycle: int, i: int, j: int) -> dict[str, int | None]:
+    """Which GEMM indices PE(i, j) works on at GEMM cycle `cycle`, derived as the browser's tooltip does.
+
+    Returns {"m", "k", "n"}, plus "k_top" for os (the k of B's element from the top). The
+    streamed index is that of the moving element now in the PE, which entered row i at cycle
+    c − j (os: B's entered column j at c − i); -1 when no element is there, None when that
+    cycle precedes the trace. Only MAC cycles compute C[m, n] += A[m, k]·B[k, n].
+    """
+    t = cycle - trace.start
+    if not 0 <= t < trace.n_cycles:
+        raise ValueError(f"cycle {cycle} is outside the trace (cycles {trace.start}..{trace.start + trace.n_cycles - 1})")
+    fold = int(trace.fold[t])
+    r0, _, c0, _ = (int(v) for v in trace.tiles[fold])
+
+    def entered(edge: np.ndarray, back: int, lane: int) -> int | None:
+        tt = t - back
+        if tt < 0:
+            return None
+        return int(edge[tt, lane]) if trace.fold[tt] == fold else -1
+
+    streamed = entered(trace.left_in, j, i)
+    if trace.dataflow == "ws":
+        return {"m": streamed, "k": r0 + i, "n": c0 + j}
+    if trace.dataflow == "is":
+        return {"m": c0 + j, "k": r0 + i, "n": streamed}
+    return {"m": r0 + i, "k": streamed, "n": c0 + j, "k_top": entered(trace.top_in, i, j)}
 
 
 _CSS = """
@@ -191,7 +222,7 @@ _CSS = """
 .cv-canvas { display: block; margin: 0 auto; cursor: crosshair; }
 .cv-tip { position: absolute; pointer-events: none; background: rgba(255,255,255,0.97); border: 1px solid #555;
   border-radius: 4px; padding: 6px 8px; font-size: 12px; line-height: 1.35; box-shadow: 0 2px 6px rgba(0,0,0,.25);
-  display: none; z-index: 10; max-width: 340px; white-space: nowrap; }
+  display: none; z-index: 10; width: max-content; max-width: 360px; white-space: normal; }
 .cv-tip b { font-weight: 600; }
 .cv-tip .cv-math { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; }
 .cv-legend { display: flex; flex-wrap: wrap; gap: 4px 14px; margin-top: 4px; font-size: 12px; align-items: center; }
@@ -265,7 +296,7 @@ export function render({ model, el: host }) {
   const bPlay = el("button", "cv-play", "▶ Play");
   const bBack = el("button", "cv-back", "◀ −1");
   const bStep = el("button", "cv-step", "+1 ▶");
-  const bFold = el("button", "cv-fold", "next fold ⏭");
+  const bFold = el("button", "cv-fold", "next fold ▶▶");
   bPlay.title = "Play / pause (space)"; bBack.title = "One cycle back (←)"; bStep.title = "One cycle on (→)";
   bFold.title = "Jump to the first cycle of the next fold";
   const speed = el("label", "cv-speed");
@@ -297,6 +328,7 @@ export function render({ model, el: host }) {
   let geo = null;           // layout of the last draw
   let highlightSet = new Set();
   let dirty = true;
+  let lastCorner = null;
 
   const R = () => (data ? data.R : model.rows);
   const C = () => (data ? data.C : model.cols);
@@ -324,7 +356,8 @@ export function render({ model, el: host }) {
     }
     waiting = false;
     if (data) {
-      const want = pending != null ? pending : model.cycle;
+      const keep = data.h.follow && model.playing && pending == null && inBatch(cur) && cur >= model.cycle;
+      const want = keep ? cur : pending != null ? pending : model.cycle;
       cur = inBatch(want) ? want : data.h.start;
       pending = null;
       if (cur !== model.cycle) writeCycle(true);
@@ -360,6 +393,7 @@ export function render({ model, el: host }) {
       canvas.style.width = geo.W + "px"; canvas.style.height = geo.H + "px";
     }
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    if (geo.corner !== lastCorner) { lastCorner = geo.corner; buildLegend(); }
     dirty = true;
   }
 
@@ -388,6 +422,7 @@ export function render({ model, el: host }) {
 
   // ---- drawing ------------------------------------------------------------------
   function draw() {
+    const t0 = performance.now();
     dirty = false;
     if (!geo) resize();
     const g = geo, rows = R(), cols = C(), s = g.s;
@@ -488,7 +523,8 @@ export function render({ model, el: host }) {
     drawAxes(t, fold, tile);
     drawEdges(t);
     updateText(macs, fold);
-    window.__chipviz_frames = (window.__chipviz_frames || 0) + 1;
+    window.__chipviz_frames = (window.__chipviz_frames || 0) + 1;   // read by tests and benchmarks
+    window.__chipviz_draw_ms = (window.__chipviz_draw_ms || 0) + (performance.now() - t0);
   }
 
   function dimLabel(letter) {
@@ -524,6 +560,11 @@ export function render({ model, el: host }) {
     for (let i = 0; i < rows; i += every) ctx.fillText(String(i), 18 + g.idxW - 3, y0 + i * s + s / 2);
   }
 
+  function label(text, short, cx, cy, maxW) {   // text if it fits, else the short form, else nothing
+    if (ctx.measureText(text).width <= maxW) ctx.fillText(text, cx, cy);
+    else if (ctx.measureText(short).width <= maxW) ctx.fillText(short, cx, cy);
+  }
+
   function drawEdges(t) {
     if (!data) return;
     const g = geo, rows = R(), cols = C(), s = g.s, x0 = g.ml, y0 = g.mt;
@@ -536,7 +577,7 @@ export function render({ model, el: host }) {
       const y = y0 + i * s;
       ctx.fillStyle = PAL.moving;
       ctx.fillRect(sx, y + 1, g.stripW - 1, Math.max(2, s - 3));
-      if (g.text) { ctx.fillStyle = "#fff"; ctx.fillText(`${streamed}${v}→`, sx + g.stripW / 2, y + s / 2); }
+      if (g.text) { ctx.fillStyle = "#fff"; label(`${streamed}${v}→`, `${v}`, sx + g.stripW / 2, y + s / 2, g.stripW - 2); }
     }
     const topH = g.text ? 16 : 8;
     for (let j = 0; j < cols; j++) {           // top edge: preload rows (ws/is) or B's elements (os)
@@ -545,7 +586,7 @@ export function render({ model, el: host }) {
       const x = x0 + j * s;
       ctx.fillStyle = df === "os" ? PAL.moving : PAL.preload;
       ctx.fillRect(x + 1, ty, Math.max(2, s - 3), topH);
-      if (g.text) { ctx.fillStyle = df === "os" ? "#fff" : PAL.ink; ctx.fillText(`k${v}↓`, x + s / 2, ty + topH / 2); }
+      if (g.text) { ctx.fillStyle = df === "os" ? "#fff" : PAL.ink; label(`k${v}↓`, `${v}`, x + s / 2, ty + topH / 2, s - 4); }
     }
     const botH = g.text ? 16 : 8;
     for (let j = 0; j < cols; j++) {           // bottom edge: outputs leaving (ws/is)
@@ -554,7 +595,7 @@ export function render({ model, el: host }) {
       const x = x0 + j * s;
       ctx.fillStyle = PAL.output;
       ctx.fillRect(x + 1, by + 1, Math.max(2, s - 3), botH);
-      if (g.text) { ctx.fillStyle = "#fff"; ctx.fillText(`${streamed}${v}↓`, x + s / 2, by + 1 + botH / 2); }
+      if (g.text) { ctx.fillStyle = "#fff"; label(`${streamed}${v}↓`, `${v}`, x + s / 2, by + 1 + botH / 2, s - 4); }
     }
   }
 
@@ -575,7 +616,7 @@ export function render({ model, el: host }) {
     const sel = model.selected_pe;
     if (sel) msg += ` · selected PE (${sel[0]}, ${sel[1]})`;
     status.textContent = msg;
-    bPlay.textContent = model.playing ? "⏸ Pause" : "▶ Play";
+    bPlay.textContent = model.playing ? "▮▮ Pause" : "▶ Play";
     canvas.setAttribute("aria-label", `${R()}×${C()} PE array, ${capLive.textContent}`);
     if (hover) showTip();
   }
@@ -605,8 +646,9 @@ export function render({ model, el: host }) {
       let txt = `Left edge: ${r.left_in} enters (green). `;
       txt += df === "os" ? `Top edge: ${r.top_in} enters (green). Finished C tile is read out after each fold.`
                          : `Top edge: ${r.top_in} (sky blue). Bottom edge: ${r.bottom_out} leaves (blue).`;
-      if (df !== "os") txt += ` Corner number: stationary ${r.stationary} value.`;
-      else txt += " Corner number: the accumulated C value.";
+      if (geo && geo.corner) txt += df !== "os" ? ` Corner number: the stationary ${r.stationary} value.`
+                                                 : " Corner number: the accumulated C value.";
+      txt += " Hover a PE for its registers; click to select it.";
       edges.textContent = txt;
     } else edges.textContent = "";
   }
@@ -791,6 +833,17 @@ def _render_esm_source() -> str:
     return _ESM.replace("__PALETTE__", json.dumps(pal)).replace("__DIMS__", json.dumps(DIMENSION_LABELS))
 
 
+class PEList(param.List):
+    """A list of (row, col) pairs of whole numbers."""
+
+    def _validate(self, val):
+        super()._validate(val)
+        for p in val or []:
+            if len(p) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 0
+                                      for v in p):
+                raise ValueError(f"{self.name} entries must be (row, col) pairs of whole numbers >= 0, got {p!r}")
+
+
 class PEArrayView(JSComponent):
     """An R×C systolic array replaying a recorded trace in the browser, cycle by cycle.
 
@@ -814,7 +867,7 @@ class PEArrayView(JSComponent):
     caption = param.String(default="", doc="Title line; the view appends the live fold and cycle.")
     labels = param.Dict(default={}, doc="Meaning of GEMM dimensions for axis titles, e.g. {'K': 'input features'}.")
     selected_pe = param.Tuple(default=None, length=2, allow_None=True, doc="(row, col) of the PE last clicked.")
-    highlight = param.List(default=[], item_type=tuple, doc="(row, col) PEs to outline.")
+    highlight = PEList(default=[], item_type=tuple, doc="(row, col) PEs to outline.")
     at_end = param.Boolean(default=False, doc="True while the last cycle of the batch is shown.")
     show_controls = param.Boolean(default=True, doc="Show the play / step / speed bar.")
     auto_advance = param.Boolean(default=True, doc="Send the held trace's next window when a batch ends.")
@@ -846,7 +899,7 @@ class PEArrayView(JSComponent):
 
     def load_trace(self, trace: Trace, start: int | None = None, stop: int | None = None, *,
                    labels: dict[str, str] | None = None, total_cycles: int | None = None,
-                   cycle: int | None = None, caption: str | None = None) -> None:
+                   cycle: int | None = None, caption: str | None = None, _follow: bool = False) -> None:
         """Send cycles [start, stop) of `trace` (GEMM cycle numbers) to the browser.
 
         start defaults to the trace's first cycle, stop to a window of about `batch_bytes`
@@ -882,7 +935,7 @@ class PEArrayView(JSComponent):
                 raise ValueError(f"labels keys must be among M, K, N; got {sorted(unknown)}")
         if self._scale[0] is not trace:
             self._scale = (trace, float(np.abs(trace.psum).max()) if trace.psum.size else 1.0)
-        payload = pack_window(trace, start, stop, total_cycles=total, psum_scale=self._scale[1])
+        payload = pack_window(trace, start, stop, total_cycles=total, psum_scale=self._scale[1], follow=_follow)
         show = cycle if cycle is not None and start <= cycle < stop else start
         self._trace = trace
         self._window = stop - start
@@ -895,8 +948,7 @@ class PEArrayView(JSComponent):
             update["caption"] = caption
         if self.selected_pe is not None and not (self.selected_pe[0] < rows and self.selected_pe[1] < cols):
             update["selected_pe"] = None
-        with param.parameterized.batch_call_watchers(self):
-            self.param.update(**update)
+        self.param.update(**update)
 
     # ---- navigation ------------------------------------------------------------------
     def _require_trace(self) -> Trace:
@@ -915,7 +967,9 @@ class PEArrayView(JSComponent):
             self.cycle = cycle
         else:
             length = max(self._window, 1)
-            start = cycle if cycle >= self.batch_stop else max(lo, cycle - length + 1)
+            # forward: the window starts at cycle; backward: it ends just after cycle, so stepping
+            # back keeps finding earlier cycles without the shown one being the batch's last
+            start = cycle if cycle >= self.batch_stop else max(lo, cycle - length + 2)
             self.load_trace(trace, start, min(hi, start + length), total_cycles=self.total_cycles, cycle=cycle)
         return self.cycle
 
@@ -935,17 +989,13 @@ class PEArrayView(JSComponent):
         return self.seek(target)
 
     def prev_fold(self) -> int:
-        """Jump to the first cycle of this fold, or of the previous one if already there."""
+        """Jump to the first cycle of this fold, or of the previous fold if already there."""
         trace = self._require_trace()
         t = self.cycle - trace.start
-        f = trace.fold[t]
-        if t > 0 and trace.fold[t - 1] == f:
-            earlier = np.flatnonzero(trace.fold[:t] != f)
-            return self.seek(trace.start + (int(earlier[-1]) + 1 if earlier.size else 0))
-        earlier = np.flatnonzero(trace.fold[:t] != trace.fold[t - 1]) if t > 0 else np.array([], int)
-        if t == 0:
-            return self.seek(trace.start)
-        return self.seek(trace.start + (int(earlier[-1]) + 1 if earlier.size else 0))
+        first = _run_start(trace.fold, t)
+        if first == t and t > 0:
+            first = _run_start(trace.fold, t - 1)
+        return self.seek(trace.start + first)
 
     def fold_of(self, cycle: int | None = None) -> int:
         """Fold index (0-based) of `cycle` (default: the cycle shown)."""
@@ -963,6 +1013,8 @@ class PEArrayView(JSComponent):
         inside = self.start_cycle <= self.cycle < self.batch_stop
         if inside:
             self.at_end = self.cycle == self.batch_stop - 1
+            if not self.at_end and self.playing and self.cycle >= self.start_cycle + self.n_cycles // 2:
+                self._advance()  # past half the batch while playing: send the next window early
             return
         trace = self._trace  # the browser asked for a cycle outside the batch
         if trace is not None and trace.start <= self.cycle < trace.start + trace.n_cycles:
@@ -970,17 +1022,22 @@ class PEArrayView(JSComponent):
         else:
             self.cycle = min(max(self.cycle, self.start_cycle), self.batch_stop - 1)
 
+    def _advance(self) -> bool:
+        """With auto_advance, send the held trace's next window, starting at the cycle shown."""
+        trace = self._trace
+        if not self.auto_advance or trace is None:
+            return False
+        hi = trace.start + trace.n_cycles
+        if self.batch_stop >= hi:
+            return False
+        start = self.cycle  # the shown cycle stays inside the new batch, so playback runs on
+        self.load_trace(trace, start, min(hi, start + max(self._window, 2)), total_cycles=self.total_cycles,
+                        cycle=start, _follow=True)
+        return True
+
     @param.depends("at_end", watch=True)
     def _on_at_end(self):
-        trace = self._trace
-        if not (self.at_end and self.auto_advance and trace is not None):
-            return
-        hi = trace.start + trace.n_cycles
-        if self.batch_stop < hi:
-            start = self.cycle  # overlap by one so the shown cycle stays inside the new batch
-            self.load_trace(trace, start, min(hi, start + max(self._window, 2)), total_cycles=self.total_cycles,
-                            cycle=self.cycle)
-        elif self.batch_stop >= self.total_cycles:
+        if self.at_end and not self._advance() and self.batch_stop >= self.total_cycles:
             self.playing = False
 
     def _handle_msg(self, data: Any) -> None:
@@ -995,11 +1052,12 @@ class PEArrayView(JSComponent):
             props["highlight"] = [tuple(int(v) for v in p) for p in props["highlight"]]
         return props
 
-    @param.depends("highlight", watch=True)
-    def _check_highlight(self):
-        for p in self.highlight:
-            if len(p) != 2 or not all(isinstance(v, (int, np.integer)) for v in p):
-                raise ValueError(f"highlight entries must be (row, col) pairs of ints, got {p!r}")
+
+
+def _run_start(fold: np.ndarray, t: int) -> int:
+    """Index of the first cycle of the run of equal fold numbers that contains index t."""
+    earlier = np.flatnonzero(fold[:t] != fold[t])
+    return int(earlier[-1]) + 1 if earlier.size else 0
 
 
 def _whole(value, name: str, allow_negative: bool = False) -> int:
@@ -1010,4 +1068,4 @@ def _whole(value, name: str, allow_negative: bool = False) -> int:
     return int(value)
 
 
-__all__ = ["PEArrayView", "pack_window", "unpack_payload", "default_batch_cycles", "bytes_per_cycle", "strip_status"]
+__all__ = ["PEArrayView", "pack_window", "unpack_payload", "pe_operands", "default_batch_cycles", "bytes_per_cycle", "strip_status"]

@@ -232,12 +232,13 @@ class Trainer:
         """Loss and accuracy on a split; the forward GEMMs run on the chip (not counted as training)."""
         x, y = (self.data.x_test, self.data.y_test) if split == "test" else (self.data.x_train, self.data.y_train)
         runner = ChipRunner(self.chip, self.settings.engine)
-        out, _ = self.net.forward(x, runner, int8=self.settings.precision == "int8", phase="forward")
-        if self.settings.loss == "cross_entropy":
-            loss, _ = losses.cross_entropy(out, y)
-        else:
-            target = losses.one_hot(y, out.shape[1]) if self.data.n_classes else y.reshape(len(y), -1)
-            loss, _ = losses.mse(out, target)
+        with np.errstate(over="ignore", invalid="ignore"):  # a diverging run may overflow: loss is inf
+            out, _ = self.net.forward(x, runner, int8=self.settings.precision == "int8", phase="forward")
+            if self.settings.loss == "cross_entropy":
+                loss, _ = losses.cross_entropy(out, y)
+            else:
+                target = losses.one_hot(y, out.shape[1]) if self.data.n_classes else y.reshape(len(y), -1)
+                loss, _ = losses.mse(out, target)
         acc = float(np.mean(out.argmax(axis=1) == y)) if self.data.n_classes else float("nan")
         return loss, acc
 
