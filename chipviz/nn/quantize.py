@@ -11,6 +11,7 @@ import numpy as np
 
 
 def quantize(x: np.ndarray) -> tuple[np.ndarray, float]:
+    x = np.asarray(x, np.float64)  # float64: a tiny float32 peak's scale would underflow
     peak = float(np.max(np.abs(x))) if x.size else 0.0
     scale = peak / 127 if peak > 0 else 1.0
     return np.clip(np.rint(x / scale), -127, 127).astype(np.int8), scale

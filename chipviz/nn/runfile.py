@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import zipfile
+import zlib
 from dataclasses import asdict
 from pathlib import Path
 
@@ -48,14 +49,15 @@ def load_run(path, mnist_dir: str | None = None) -> Trainer:
             arrays = {k: data[k] for k in data.files}
     except FileNotFoundError:
         raise ValueError(f"{path}: no such file") from None
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, zlib.error) as exc:
         raise ValueError(f"{path}: not a ChipViz run file ({exc})") from None
     try:
         header = json.loads(str(arrays.pop("header")))
     except (KeyError, json.JSONDecodeError):
         raise ValueError(f"{path}: not a ChipViz run file (no valid header)") from None
-    if header.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a ChipViz run file (format {header.get('format')!r})")
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        found = header.get("format") if isinstance(header, dict) else type(header).__name__
+        raise ValueError(f"{path}: not a ChipViz run file (format {found!r})")
     if header.get("version") != VERSION:
         raise ValueError(f"{path}: run file version {header.get('version')!r} is not supported (expected {VERSION})")
     try:
@@ -88,6 +90,11 @@ def _restore(trainer: Trainer, header: dict, arrays: dict) -> None:
     trainer.step_count, trainer.epoch, trainer.position = header["step"], header["epoch"], header["position"]
     trainer.rng.bit_generator.state = header["rng"]
     opt_state = {k[4:]: v for k, v in arrays.items() if k.startswith("opt_")}
+    params = net.params
+    for name, value in opt_state.items():
+        if name != "t" and (not name[1:].isdigit() or int(name[1:]) >= len(params)
+                            or value.shape != params[int(name[1:])].shape):
+            raise ValueError(f"optimizer state {name} does not match the network's parameters")
     trainer.optimizer.load_state(opt_state, net.params)
     trainer.history.load({k[5:]: v for k, v in arrays.items() if k.startswith("hist_")}, header["history_stride"])
     trainer.totals = header["totals"]

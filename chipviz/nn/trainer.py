@@ -18,7 +18,7 @@ from ..data import DATASETS, Dataset, load_dataset
 from . import losses
 from .activations import ACTIVATIONS
 from .history import History
-from .network import MLP, check_sizes
+from .network import MLP
 from .on_chip import PHASES, ChipRunner, Operation
 from .optimizers import OPTIMIZERS, make_optimizer
 
@@ -55,7 +55,11 @@ class TrainSettings:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
-        check_sizes((1, *self.hidden, 1))
+        hidden_ok = len(self.hidden) <= 4 and all(
+            isinstance(w, (int, np.integer)) and not isinstance(w, bool) and 1 <= w <= 512 for w in self.hidden)
+        if not hidden_ok:
+            raise ValueError(f"hidden must list 0 to 4 layer widths, each a whole number from 1 to 512, "
+                             f"got {self.hidden!r}")
         _check_number("lr", self.lr, 1e-6, 100.0)
         _check_int("batch_size", self.batch_size, 1, 65536)
         _check_int("seed", self.seed, 0, 2**32 - 1)
@@ -263,8 +267,9 @@ class Trainer:
 
 
 def _finite(x: np.ndarray) -> bool:
-    """All finite? (A sum is NaN or ±inf when any element is, and is cheaper than isfinite().all().)"""
-    return bool(np.isfinite(x.sum()))
+    """All finite? A float64 sum is NaN or ±inf exactly when an element is (float32 values cannot
+    overflow it), and is cheaper than isfinite().all()."""
+    return bool(np.isfinite(x.sum(dtype=np.float64)))
 
 
 def standardization(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
