@@ -42,11 +42,14 @@ def fold_counters(mapping: Mapping, config: ChipConfig) -> np.ndarray:
     return c
 
 
-@lru_cache(maxsize=4096)
 def analyze(m: int, k: int, n: int, config: ChipConfig) -> GemmStats:
-    """Counters and figures for an M×K by K×N GEMM on `config`, without running it.
+    """Counters and figures for an M×K by K×N GEMM on `config`, without running it."""
+    mapping = Mapping.of(m, k, n, config)  # validates before the cache sees the arguments
+    return _analyze(mapping.m, mapping.k, mapping.n, config)
 
-    Memoised: a training loop asks for the same few shapes every step.
-    """
+
+@lru_cache(maxsize=4096)
+def _analyze(m: int, k: int, n: int, config: ChipConfig) -> GemmStats:
+    """Memoised: a training loop asks for the same few shapes every step."""
     mapping = Mapping.of(m, k, n, config)
     return summarize(fold_counters(mapping, config), mapping, config, engine="analytic")

@@ -51,7 +51,8 @@ class EnergyTable:
     def __post_init__(self):
         for f in fields(self):
             value = getattr(self, f.name)
-            if not (isinstance(value, (int, float)) and np.isfinite(value) and value >= 0):
+            number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+            if not (number and np.isfinite(value) and value >= 0):
                 raise ValueError(f"energy.{f.name} must be a finite number >= 0 (pJ), got {value!r}")
 
     def mac_pj(self, precision: str) -> float:

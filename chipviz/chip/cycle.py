@@ -78,7 +78,14 @@ def _trace_arrays(window, mapping: Mapping, config: ChipConfig, budget: int):
     need = n_cycles * tr.bytes_per_cycle(config.rows, config.cols)
     if need > budget:
         raise TraceTooLarge(
-            f"a trace of {n_cycles:,} cycles on a {config.rows}×{config.cols} array needs {need / 2**20:.1f} MiB, "
-            f"over the {budget / 2**20:.0f} MiB budget: record a shorter window of cycles "
+            f"a trace of {n_cycles:,} cycles on a {config.rows}×{config.cols} array needs {_size(need)}, "
+            f"over the {_size(budget)} budget: record a shorter window of cycles "
             f"(at most {budget // tr.bytes_per_cycle(config.rows, config.cols):,} cycles)")
     return tr.allocate(config.rows, config.cols, n_cycles), start
+
+
+def _size(n_bytes: int) -> str:
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n_bytes >= scale:
+            return f"{n_bytes / scale:.3g} {unit}"
+    return f"{n_bytes} bytes"

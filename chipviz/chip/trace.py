@@ -5,6 +5,8 @@ trace's memory is known before the run and a too-large request is refused up fro
 """
 from __future__ import annotations
 
+import zipfile
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,13 +54,12 @@ def record_cycle(trace, start, g, fold, state, stationary, from_left, from_top, 
 
 
 @njit(cache=True, nogil=True, inline="always")
-def record_stall(trace, start, g, fold):
+def record_stall(trace, start, g, fold, stationary):
+    """A cycle the array waits for DRAM: every PE idle, the stationary registers kept."""
     k = g - start
     if 0 <= k < trace[0].shape[0]:
         trace[0][k] = STALL
-        if k > 0:
-            trace[1][k] = trace[1][k - 1]
-            trace[4][k] = trace[4][k - 1]
+        trace[1][k] = stationary
         trace[5][k] = fold
 
 
@@ -98,8 +99,9 @@ class Trace:
         """Write an .npz (plain arrays, no pickle) that `load` reads back."""
         meta = np.array([self.start], np.int64)
         roles = np.array([f"{k}={v}" for k, v in self.roles.items()])
-        np.savez_compressed(path, start=meta, dataflow=np.array(self.dataflow), tiles=self.tiles, roles=roles,
-                            **{name: getattr(self, name) for name in FIELDS})
+        with open(path, "wb") as f:  # a file object: numpy would otherwise append ".npz" to the name
+            np.savez_compressed(f, start=meta, dataflow=np.array(self.dataflow), tiles=self.tiles, roles=roles,
+                                **{name: getattr(self, name) for name in FIELDS})
 
     @classmethod
     def load(cls, path) -> "Trace":
@@ -109,5 +111,5 @@ class Trace:
                 roles = dict(str(item).split("=", 1) for item in data["roles"])
                 return cls(start=int(data["start"][0]), dataflow=str(data["dataflow"]), tiles=data["tiles"],
                            roles=roles, **arrays)
-        except (OSError, KeyError, ValueError) as exc:
+        except (OSError, KeyError, ValueError, TypeError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
             raise ValueError(f"{path}: not a ChipViz trace file ({exc})") from None

@@ -90,7 +90,7 @@ def run_folds(a_matrix, b_matrix, out, rows, cols, tiles, flags, fits, operand_b
         cnt[SRAM_WRITES] += used_rows * used_cols
         fold_dram(cnt, flags[f], fits, operand_bytes, accumulator_bytes, bytes_per_cycle, cycles_per_fold)
         for _ in range(cnt[STALLS]):
-            record_stall(trace, trace_start, g, f)
+            record_stall(trace, trace_start, g, f, acc)
             g += 1
     return g
 

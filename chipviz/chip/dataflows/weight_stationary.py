@@ -35,7 +35,7 @@ def run_folds(moving, stationary, out, rows, cols, tiles, flags, fits, operand_b
         g = _stream(moving, tiles[f], w, w_valid, out, counters[f], trace, trace_start, g, f)
         fold_dram(counters[f], flags[f], fits, operand_bytes, accumulator_bytes, bytes_per_cycle, cycles_per_fold)
         for _ in range(counters[f, STALLS]):
-            record_stall(trace, trace_start, g, f)
+            record_stall(trace, trace_start, g, f, w)
             g += 1
     return g
 
@@ -52,6 +52,7 @@ def _preload(stationary, tile, w, w_valid, cnt, trace, trace_start, g, f):
     idle = np.zeros((rows, cols), w.dtype)
     left = np.full(rows, -1, np.int64)
     top = np.full(cols, -1, np.int64)
+    bottom = np.full(cols, -1, np.int64)
     reads = 0
     hops = 0
     tracing = trace[0].shape[0] > 0
@@ -77,7 +78,7 @@ def _preload(stationary, tile, w, w_valid, cnt, trace, trace_start, g, f):
             state[0, j] = w_valid[0, j] * PRELOAD
             hops += w_valid[0, j]
         if tracing:
-            record_cycle(trace, trace_start, g, f, state, w, idle, idle, idle, left, top, left)
+            record_cycle(trace, trace_start, g, f, state, w, idle, idle, idle, left, top, bottom)
         g += 1
     cnt[OTHER_READS] += reads
     cnt[OPERAND_HOPS] += hops
