@@ -1,0 +1,155 @@
+"""The sidebar: every setting of the network, the chip and the training run.
+
+Widgets are bound to the TrainingSession's parameters, so a change here, in the URL or from a
+lesson goes through the same validated path.
+"""
+from __future__ import annotations
+
+import math
+
+import panel as pn
+import param
+
+from .session import MAX_ANIMATED_SIDE, TrainingSession
+
+PRESETS = {
+    "custom": None,
+    "4×4 classroom array": dict(rows=4, cols=4, dataflow="ws", clock_mhz=700.0, sram_kib=64.0,
+                                dram_bytes_per_cycle=16.0),
+    "8×8 (default)": dict(rows=8, cols=8, dataflow="ws", clock_mhz=700.0, sram_kib=256.0,
+                          dram_bytes_per_cycle=32.0),
+    "16×16": dict(rows=16, cols=16, dataflow="ws", clock_mhz=700.0, sram_kib=512.0, dram_bytes_per_cycle=64.0),
+    # TPU v1: 256×256 ws int8 at 700 MHz, 24 MiB buffer, 30 GB/s DRAM ≈ 43 B/cycle (numbers only)
+    "TPU v1 (256×256, numbers only)": dict(rows=256, cols=256, dataflow="ws", clock_mhz=700.0,
+                                           sram_kib=8192.0, dram_bytes_per_cycle=43.0),
+}
+
+
+class Controls(pn.viewable.Viewer):
+    session = param.ClassSelector(class_=TrainingSession, constant=True)
+    hidden_controls = param.List(default=[], doc="URL keys of controls to hide (teacher links)")
+    locked_controls = param.List(default=[], doc="URL keys of controls shown but disabled")
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        s = self.session
+        sp = s.param
+        self.widgets = {
+            "dataset": pn.widgets.Select.from_param(sp.dataset, label="Dataset"),
+            "hidden": pn.widgets.IntSlider.from_param(sp.hidden_layers, label="Hidden layers"),
+            "w1": pn.widgets.EditableIntSlider.from_param(sp.width1, label="Layer 1 units", end=128,
+                                                          fixed_start=1, fixed_end=512),
+            "w2": pn.widgets.EditableIntSlider.from_param(sp.width2, label="Layer 2 units", end=128,
+                                                          fixed_start=1, fixed_end=512),
+            "w3": pn.widgets.EditableIntSlider.from_param(sp.width3, label="Layer 3 units", end=128,
+                                                          fixed_start=1, fixed_end=512),
+            "w4": pn.widgets.EditableIntSlider.from_param(sp.width4, label="Layer 4 units", end=128,
+                                                          fixed_start=1, fixed_end=512),
+            "act": pn.widgets.Select.from_param(sp.activation, label="Activation"),
+            "opt": pn.widgets.Select.from_param(sp.optimizer, label="Optimizer"),
+            "lr": pn.widgets.FloatSlider(label="Learning rate α (log scale)", start=-4.0, end=1.0, step=0.1,
+                                         value=math.log10(s.lr), format="0.0"),
+            "batch": pn.widgets.IntSlider.from_param(sp.batch_size, label="Batch size"),
+            "seed": pn.widgets.IntInput.from_param(sp.seed, label="Seed"),
+            "precision": pn.widgets.RadioButtonGroup.from_param(sp.precision, label="Precision"),
+            "noise": pn.widgets.FloatSlider.from_param(sp.noise, label="Noise (2-D sets)", step=0.01),
+            "rows": pn.widgets.EditableIntSlider.from_param(sp.rows, label="PE rows", start=1,
+                                                            end=MAX_ANIMATED_SIDE, fixed_start=1, fixed_end=256),
+            "cols": pn.widgets.EditableIntSlider.from_param(sp.cols, label="PE columns", start=1,
+                                                            end=MAX_ANIMATED_SIDE, fixed_start=1, fixed_end=256),
+            "dataflow": pn.widgets.RadioButtonGroup.from_param(sp.dataflow, label="Dataflow"),
+            "clock": pn.widgets.FloatInput.from_param(sp.clock_mhz, label="Clock (MHz)"),
+            "sram": pn.widgets.FloatInput.from_param(sp.sram_kib, label="SRAM per buffer (KiB)"),
+            "bw": pn.widgets.FloatInput.from_param(sp.dram_bytes_per_cycle, label="DRAM bandwidth (bytes/cycle)"),
+            "speed": pn.widgets.IntSlider.from_param(sp.steps_per_second, label="Speed (steps per second)",
+                                                     end=200),
+        }
+        self.lr_value = pn.pane.HTML(self._lr_text(), margin=(0, 10))
+        self.preset = pn.widgets.Select(label="Chip preset", options=list(PRESETS), value="custom")
+        self.train_button = pn.widgets.Toggle(label="▶ Train", color="primary", value=False)
+        self.step_button = pn.widgets.Button(label="One step")
+        self.reset_button = pn.widgets.Button(label="Reset")
+        self.status = pn.pane.HTML(self._status_text(), margin=(0, 10))
+
+        self.widgets["lr"].param.watch(self._on_lr_slider, "value")
+        s.param.watch(self._on_lr_param, "lr")
+        self.preset.param.watch(self._on_preset, "value")
+        self.train_button.param.watch(self._on_train, "value")
+        s.param.watch(self._on_running, "running")
+        s.param.watch(self._on_snapshot, "snapshot")
+        s.param.watch(self._on_shape, ["hidden_layers", "dataset"])
+        self.step_button.on_click(lambda _: self._step())
+        self.reset_button.on_click(lambda _: s.reset())
+        self.param.watch(self._apply_visibility, ["hidden_controls", "locked_controls"])
+        self._apply_visibility()
+
+    # ----- bindings -----
+    def _lr_text(self) -> str:
+        return f"<small>α = {self.session.lr:.4g}</small>"
+
+    def _status_text(self) -> str:
+        snap = self.session.snapshot
+        if snap is None:
+            return ""
+        acc = "" if math.isnan(snap.test_accuracy) else f" · test accuracy {snap.test_accuracy:.1%}"
+        return f"<small>step {snap.step:,} · epoch {snap.epoch + 1}{acc}</small>"
+
+    def _on_lr_slider(self, event):
+        lr = round(10 ** event.new, 6)
+        if not math.isclose(lr, self.session.lr, rel_tol=1e-3):
+            self.session.lr = min(max(lr, 1e-4), 10.0)
+
+    def _on_lr_param(self, event):
+        self.lr_value.object = self._lr_text()
+        log = math.log10(event.new)
+        if abs(self.widgets["lr"].value - log) > 1e-6:
+            self.widgets["lr"].value = max(-4.0, min(1.0, log))
+
+    def _on_preset(self, event):
+        values = PRESETS.get(event.new)
+        if values:
+            self.session.param.update(**values)
+
+    def _on_train(self, event):
+        if event.new:
+            self.session.start()
+            if not self.session.running:  # diverged: cannot run
+                self.train_button.value = False
+        else:
+            self.session.pause()
+
+    def _on_running(self, event):
+        self.train_button.value = event.new
+        self.train_button.label = "⏸ Pause" if event.new else "▶ Train"
+
+    def _on_snapshot(self, _):
+        self.status.object = self._status_text()
+
+    def _on_shape(self, _=None):
+        self._apply_visibility()
+
+    def _step(self):
+        self.session.pause()
+        self.session.step()
+
+    def _apply_visibility(self, *_):
+        s = self.session
+        for i in range(1, 5):
+            self.widgets[f"w{i}"].visible = s.hidden_layers >= i and f"w{i}" not in self.hidden_controls
+        self.widgets["noise"].visible = s.dataset != "digits" and "noise" not in self.hidden_controls
+        for key, widget in self.widgets.items():
+            if key in self.hidden_controls:
+                widget.visible = False
+            widget.disabled = key in self.locked_controls
+        self.lr_value.visible = self.widgets["lr"].visible
+
+    def __panel__(self):
+        w = self.widgets
+        training = pn.Column(pn.Row(self.train_button, self.step_button, self.reset_button), w["speed"],
+                             self.status)
+        network = pn.Card(w["dataset"], w["noise"], w["hidden"], w["w1"], w["w2"], w["w3"], w["w4"], w["act"],
+                          w["opt"], w["lr"], self.lr_value, w["batch"], w["precision"], w["seed"],
+                          title="Network", collapsible=True, sizing_mode="stretch_width")
+        chip = pn.Card(self.preset, w["rows"], w["cols"], w["dataflow"], w["clock"], w["sram"], w["bw"],
+                       title="Chip", collapsible=True, sizing_mode="stretch_width")
+        return pn.Column(training, network, chip, sizing_mode="stretch_width")
