@@ -46,7 +46,7 @@ class Dashboard(pn.viewable.Viewer):
         self.op_select = pn.widgets.Select(label="Matrix multiply on the chip", options={}, sizing_mode="stretch_width")
         self.prev_button = pn.widgets.Button(label="◀ previous GEMM")
         self.next_button = pn.widgets.Button(label="next GEMM ▶")
-        self.phase_button = pn.widgets.Button(label="next phase ⏭")
+        self.phase_button = pn.widgets.Button(label="next phase ▶▶")
         self.follow_box = pn.widgets.Checkbox.from_param(self.param.follow, label="follow training")
         self.op_info = pn.pane.HTML("", sizing_mode="stretch_width")
         self.alert = pn.pane.Alert("", alert_type="warning", visible=False, sizing_mode="stretch_width")
@@ -62,12 +62,16 @@ class Dashboard(pn.viewable.Viewer):
         self.diverged_reset.on_click(lambda _: s.reset())
         self.pe_array.param.watch(self._on_animation_end, "at_end")
         self.pe_array.param.watch(self._on_pe_selected, "selected_pe")
+        self.pe_array.param.watch(self._on_cycle, "cycle")
+        self.network.param.watch(self._on_weight_selected, "selected_weight")
         self.pe_array.param.watch(lambda e: self._write_url(), "fps")
         s.param.watch(self._on_snapshot, "snapshot")
         s.param.watch(self._on_notice, "notice")
         s.param.watch(self._on_diverged, "diverged")
         s.param.watch(lambda e: self._write_url(), list(s.param) and [p for p in _url_params(s)])
         self.param.watch(self._show_notices, "notices")
+        if not self.session.operations():
+            self.session.step()  # one step at start, so the chip has a GEMM to show right away
         self._refresh_ops(load=True)
         self._show_notices()
         if pn.state.curdoc is not None:
@@ -205,17 +209,37 @@ class Dashboard(pn.viewable.Viewer):
     def _on_pe_selected(self, event):
         self.network.selected_pe = event.new
 
+    def _on_cycle(self, _):
+        if self.pe_array.trace is not None:
+            try:
+                fold = self.pe_array.fold_of()
+            except ValueError:
+                return
+            if fold != self.network.fold:
+                self.network.fold = fold
+                self._on_weight_selected()
+
+    def _on_weight_selected(self, *_):
+        """Outline, on the array, the PEs where the clicked weight lives in the fold shown."""
+        chosen = self.network.selected_weight
+        wmap = self.network.weight_map() if chosen else None
+        if wmap is None:
+            self.pe_array.highlight = []
+            return
+        placement = wmap.pes_for_weight(*chosen)
+        self.pe_array.highlight = [(r, c) for f, r, c in placement.pes if f == self.network.fold]
+
     # ----- lifecycle -----
     def _on_destroyed(self, _context):
         self.session.close()
         self.plots.dispose()
+        self.network.dispose()
 
     # ----- layout -----
     def main_area(self):
         animation = pn.Column(
-            self.op_info,
-            pn.Row(self.op_select, self.prev_button, self.next_button, self.phase_button, self.follow_box,
-                   sizing_mode="stretch_width"),
+            self.op_info, self.op_select,
+            pn.Row(self.prev_button, self.next_button, self.phase_button, self.follow_box),
             self.pe_array, sizing_mode="stretch_width")
         top = pn.Row(pn.Card(animation, title="The PE array, cycle by cycle", sizing_mode="stretch_width",
                              collapsible=False),
@@ -231,7 +255,7 @@ class Dashboard(pn.viewable.Viewer):
         # Bootstrap: unlike the Fast templates it fetches no web font, so the page loads offline.
         return pn.template.BootstrapTemplate(
             title="ChipViz · a neural network training on a systolic-array chip", sidebar=[self.controls],
-            main=[self.main_area()], header_background=palette.BLUE, sidebar_width=330)
+            main=[self.main_area()], header_background=palette.BLUE, sidebar_width=350)
 
 
 def _url_params(session: TrainingSession) -> list[str]:
