@@ -17,7 +17,7 @@ from .network_view import NetworkView
 from .pe_array import PEArrayView
 from .plots import LivePlots
 from .session import MAX_ANIMATED_SIDE, TrainingSession
-from .url import parse_query, to_query
+from .url import KEYS, parse_query, to_query
 
 TRACE_BUDGET = 64 * 2**20  # per session: bounded memory for the animated GEMM
 PHASE_SHORT = {"forward": "forward", "backward_data": "backward", "backward_weights": "backward",
@@ -64,11 +64,11 @@ class Dashboard(pn.viewable.Viewer):
         self.pe_array.param.watch(self._on_pe_selected, "selected_pe")
         self.pe_array.param.watch(self._on_cycle, "cycle")
         self.network.param.watch(self._on_weight_selected, "selected_weight")
-        self.pe_array.param.watch(lambda e: self._write_url(), "fps")
+        self.pe_array.param.watch(lambda *_: self._write_url(), "fps")
         s.param.watch(self._on_snapshot, "snapshot")
         s.param.watch(self._on_notice, "notice")
         s.param.watch(self._on_diverged, "diverged")
-        s.param.watch(lambda e: self._write_url(), list(s.param) and [p for p in _url_params(s)])
+        s.param.watch(lambda *_: self._write_url(), list(KEYS.values()))
         self.param.watch(self._show_notices, "notices")
         if not self.session.operations():
             self.session.step()  # one step at start, so the chip has a GEMM to show right away
@@ -257,8 +257,3 @@ class Dashboard(pn.viewable.Viewer):
             title="ChipViz · a neural network training on a systolic-array chip", sidebar=[self.controls],
             main=[self.main_area()], header_background=palette.BLUE, sidebar_width=350)
 
-
-def _url_params(session: TrainingSession) -> list[str]:
-    from .url import KEYS
-
-    return list(KEYS.values())

@@ -1,0 +1,170 @@
+"""The dashboard without a browser: building it, every control, training, animation, URL state."""
+import math
+import time
+
+import numpy as np
+import pytest
+
+from chipviz.app.dashboard import Dashboard
+from chipviz.app.session import TrainingSession
+from chipviz.app.url import KEYS, parse_query, to_query
+
+
+@pytest.fixture
+def dash():
+    d = Dashboard()
+    yield d
+    d.session.close()
+
+
+def test_builds_with_a_gemm_ready_to_animate(dash):
+    assert dash.session.snapshot.step == 1
+    assert dash.op_select.options, "the first step's GEMMs are offered"
+    assert dash.pe_array.trace is not None and dash.pe_array.n_cycles > 0
+    assert dash.template() is not None
+
+
+def test_each_control_reaches_the_session(dash):
+    w = dash.controls.widgets
+    changes = {"dataset": "xor", "hidden": 2, "w1": 12, "w2": 7, "act": "tanh", "opt": "sgd", "batch": 16,
+               "seed": 3, "precision": "int8", "noise": 0.2, "rows": 4, "cols": 6, "dataflow": "os",
+               "clock": 500.0, "sram": 64.0, "bw": 8.0, "speed": 50}
+    for key, value in changes.items():
+        w[key].value = value
+        assert getattr(dash.session, KEYS[key]) == value, key
+    w["lr"].value = -1.0  # log10
+    assert dash.session.lr == pytest.approx(0.1)
+    dash.session.step()
+    snap = dash.session.snapshot
+    assert snap.weights[0].shape == (2, 12) and snap.weights[1].shape == (12, 7)
+    op = snap.report.ops[0]
+    assert (op.stats.rows, op.stats.cols, op.stats.dataflow, op.stats.precision) == (4, 6, "os", "int8")
+
+
+def test_shape_change_resets_with_a_notice(dash):
+    dash.session.step(3)
+    dash.controls.widgets["w1"].value = 20
+    assert dash.session.snapshot.step == 0
+    assert any("reset" in n for n in dash.notices)
+    assert dash.alert.visible
+
+
+def test_learning_rate_change_keeps_training(dash):
+    dash.session.step(2)
+    dash.controls.widgets["lr"].value = -3.0
+    dash.session.step()
+    assert dash.session.snapshot.step == 4  # 1 at start, then 2 + 1, without a reset
+    assert dash.session.trainer.optimizer.lr == pytest.approx(1e-3)
+
+
+def test_one_step_button_and_train_toggle(dash):
+    dash.controls.step_button.clicks += 1
+    assert dash.session.snapshot.step == 2
+    dash.controls.train_button.value = True
+    time.sleep(1.0)
+    dash.controls.train_button.value = False
+    time.sleep(0.2)
+    assert dash.session.snapshot.step > 2
+    assert not dash.session.running
+
+
+def test_animation_navigation(dash):
+    gemms = list(dash.op_select.options.values())
+    assert dash.op == gemms[0]
+    dash.next_button.clicks += 1
+    assert dash.op == gemms[1]
+    dash.prev_button.clicks += 1
+    assert dash.op == gemms[0]
+    dash.phase_button.clicks += 1
+    assert dash.session.operations()[dash.op].phase != "forward"
+    pe = dash.pe_array
+    before = pe.cycle
+    pe.step(5)
+    assert pe.cycle == before + 5
+    pe.next_fold()
+    assert pe.fold_of() == 1
+    assert dash.network.fold == 1
+
+
+def test_animated_trace_is_the_chip_gemm(dash):
+    op = dash.session.operations()[dash.op]
+    trace = dash.pe_array.trace
+    assert trace.n_cycles == op.stats.cycles
+    assert int((trace.state == 1).sum()) == op.stats.macs
+
+
+def test_large_array_shows_numbers_not_animation(dash):
+    dash.session.param.update(rows=128, cols=128)
+    dash.session.step()
+    dash._load_op(0)
+    assert "too large to animate" in dash.pe_array.caption
+    assert "cycles" in dash.op_info.object
+
+
+def test_diverged_training_shows_message_and_reset(dash):
+    dash.session.param.update(optimizer="sgd", lr=10.0)
+    dash.session.width1 = 64  # rebuild with the new settings
+    for _ in range(200):
+        dash.session.step()
+        if dash.session.diverged:
+            break
+    assert dash.session.diverged and "diverged" in dash.session.diverged
+    assert dash.diverged_alert.visible and dash.diverged_reset.visible
+    assert "Traceback" not in dash.diverged_alert.object
+    dash.diverged_reset.clicks += 1
+    assert not dash.session.diverged and not dash.diverged_alert.visible
+
+
+def test_url_round_trip():
+    a = TrainingSession(dataset="spiral", hidden_layers=2, width2=9, lr=0.003, rows=5, dataflow="is")
+    query = to_query(a)
+    good, notices = parse_query(query, TrainingSession())
+    assert not notices
+    b = TrainingSession(**good)
+    for name in KEYS.values():
+        assert getattr(b, name) == pytest.approx(getattr(a, name)) if isinstance(getattr(a, name), float) \
+            else getattr(b, name) == getattr(a, name)
+    a.close()
+    b.close()
+
+
+@pytest.mark.parametrize("key, raw", [("rows", "-4"), ("rows", "abc"), ("lr", "nan"), ("lr", "1e308"),
+                                      ("hidden", "99999999999999999999"), ("dataset", "<script>"),
+                                      ("batch", "2.5"), ("lr", "inf"), ("cols", "")])
+def test_bad_url_values_fall_back_with_a_notice(key, raw):
+    d = Dashboard(query={key: raw, "seed": "7"})
+    try:
+        default = TrainingSession.param[KEYS[key]].default
+        assert getattr(d.session, KEYS[key]) == default
+        assert d.session.seed == 7, "good values still apply"
+        assert any(key in n for n in d.notices) and d.alert.visible
+    finally:
+        d.session.close()
+
+
+def test_query_with_list_values_and_unknown_keys():
+    good, notices = parse_query({"rows": ["3", "4"], "bogus": "1"}, TrainingSession())
+    assert good == {"rows": 4}
+    assert any("bogus" in n for n in notices)
+
+
+def test_sessions_are_isolated():
+    a, b = Dashboard(), Dashboard()
+    try:
+        a.controls.widgets["rows"].value = 3
+        a.session.step(4)
+        assert b.session.rows == 8 and b.session.snapshot.step == 1
+        assert not np.array_equal(a.session.snapshot.weights[0], b.session.snapshot.weights[0]) or \
+            a.session.snapshot.step != b.session.snapshot.step
+    finally:
+        a.session.close()
+        b.session.close()
+
+
+def test_session_close_stops_the_worker():
+    s = TrainingSession()
+    s.start()
+    time.sleep(0.3)
+    s.close()
+    assert not s._worker.is_alive()
+    assert not math.isnan(s.snapshot.test_loss)
