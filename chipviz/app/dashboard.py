@@ -5,6 +5,9 @@
 """
 from __future__ import annotations
 
+import html
+from urllib.parse import parse_qs
+
 import panel as pn
 import param
 
@@ -97,7 +100,8 @@ class Dashboard(pn.viewable.Viewer):
         location = pn.state.location
         if location is None:
             return
-        query = {k: v for k, v in (location.query_params or {}).items()}
+        # the raw text: Panel's query_params would already have turned "-3" into -3.0
+        query = {k: v[-1] for k, v in parse_qs((location.search or "").lstrip("?"), keep_blank_values=True).items()}
         if query:
             self.apply_query(query)
             self._refresh_ops(load=True)
@@ -114,7 +118,8 @@ class Dashboard(pn.viewable.Viewer):
             self.notices = self.notices + [event.new]
 
     def _show_notices(self, *_):
-        text = "\n".join(f"- {n}" for n in self.notices[-5:])
+        # escaped: notices quote values from the URL, which anyone can write
+        text = "\n".join(f"- {html.escape(n)}" for n in self.notices[-5:])
         self.alert.object = text
         self.alert.visible = self.dismiss.visible = bool(self.notices)
 

@@ -1,0 +1,105 @@
+"""The served dashboard (app.py) in headless Chromium: what a student sees and does."""
+import re
+from pathlib import Path
+
+import pytest
+
+APP = Path(__file__).resolve().parents[2] / "app.py"
+
+
+@pytest.fixture
+def app_url(serve):
+    return serve(APP)
+
+
+def open_app(browser, url, page_errors, width=1600, height=1000):
+    page = browser.new_page(viewport={"width": width, "height": height})
+    errors = page_errors(page)
+    page.goto(url)
+    page.get_by_text("Matrix multiply on the chip").first.wait_for(timeout=30_000)
+    page.locator("canvas").first.wait_for(timeout=30_000)
+    page.wait_for_timeout(1500)
+    return page, errors
+
+
+def sidebar_status(page) -> int:
+    text = page.get_by_text(re.compile(r"step [\d,]+ · epoch")).first.inner_text()
+    return int(re.search(r"step ([\d,]+)", text).group(1).replace(",", ""))
+
+
+def test_loads_without_errors_and_mirrors_settings_in_the_url(browser, app_url, page_errors, artifacts):
+    page, errors = open_app(browser, app_url, page_errors)
+    page.wait_for_function("() => location.search.includes('lr=')", timeout=15_000)
+    assert "rows=8" in page.url and "dataflow=ws" in page.url
+    page.screenshot(path=str(artifacts / "dashboard.png"), full_page=False)
+    page.set_viewport_size({"width": 1280, "height": 720})
+    page.wait_for_timeout(800)
+    page.screenshot(path=str(artifacts / "dashboard-1280x720.png"), full_page=False)
+    assert errors == []
+
+
+def test_learning_rate_slider_changes_url_and_model(browser, app_url, page_errors):
+    page, errors = open_app(browser, app_url, page_errors)
+    page.wait_for_function("() => location.search.includes('lr=0.01')", timeout=15_000)
+    slider = page.locator(".bk-input-group", has_text="Learning rate").locator(".noUi-handle").first
+    slider.focus()
+    for _ in range(3):
+        slider.press("ArrowRight")
+    page.wait_for_function("() => location.search.includes('lr=0.0199')", timeout=10_000)  # 10^-1.7
+    lr = float(re.search(r"lr=([0-9.e-]+)", page.url).group(1))
+    assert lr == pytest.approx(10 ** -1.7, rel=1e-3)
+    page.get_by_text(re.compile(r"α = 0\.0199")).first.wait_for(timeout=10_000)
+    assert errors == []
+
+
+def test_train_adds_points_to_the_loss_plot(browser, app_url, page_errors, artifacts):
+    page, errors = open_app(browser, app_url, page_errors)
+    start = sidebar_status(page)
+    points = """() => {
+        const doc = Bokeh.documents[Bokeh.documents.length - 1];
+        let n = 0;
+        for (const m of doc.all_models) {
+            if (m.type === 'ColumnDataSource' && m.name === 'train_loss') n = m.data.step.length;
+        }
+        return n;
+    }"""
+    before = page.evaluate(points)
+    page.get_by_role("button", name="▶ Train").click()
+    page.wait_for_timeout(3000)
+    page.get_by_role("button", name="⏸ Pause").click()
+    page.wait_for_timeout(800)
+    assert sidebar_status(page) > start + 5
+    assert page.evaluate(points) > before + 5
+    page.screenshot(path=str(artifacts / "dashboard-trained.png"), full_page=True)
+    assert errors == []
+
+
+def test_play_advances_the_cycle_and_changes_the_cells(browser, app_url, page_errors, artifacts):
+    page, errors = open_app(browser, app_url, page_errors)
+    caption = page.get_by_text(re.compile(r"cycle \d+ of \d+")).first
+
+    def cycle() -> int:
+        return int(re.search(r"cycle (\d+) of", caption.inner_text()).group(1))
+
+    first = cycle()
+    canvas = page.locator("canvas").first
+    before = canvas.screenshot()
+    page.get_by_role("button", name="▶ Play").first.click()
+    page.wait_for_timeout(2500)
+    assert cycle() > first + 5
+    after = canvas.screenshot()
+    assert before != after
+    page.screenshot(path=str(artifacts / "dashboard-playing.png"))
+    assert errors == []
+
+
+def test_bad_url_opens_with_defaults_and_a_notice(browser, app_url, page_errors, artifacts):
+    page, errors = open_app(browser, app_url + "?rows=-3&lr=abc&cols=NaN&hidden=999999999999&dataset=%3Cscript%3E",
+                            page_errors)
+    notice = page.get_by_text(re.compile(r"rows=-3 was ignored")).first
+    notice.wait_for(timeout=15_000)
+    for bad in ("lr=abc", "cols=NaN", "hidden=999999999999"):
+        assert page.get_by_text(re.compile(re.escape(bad) + " was ignored")).count() >= 1, bad
+    page.wait_for_function("() => location.search.includes('rows=8')", timeout=15_000)
+    page.screenshot(path=str(artifacts / "dashboard-bad-url.png"))
+    assert errors == []
