@@ -38,28 +38,36 @@ def allocate(rows: int, cols: int, n_cycles: int) -> tuple:
     )
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def record_cycle(trace, start, g, fold, state, stationary, from_left, from_top, psum, left, top, bottom):
     k = g - start
     if 0 <= k < trace[0].shape[0]:
-        trace[0][k] = state
-        trace[1][k] = stationary
-        trace[2][k] = from_left
-        trace[3][k] = from_top
-        trace[4][k] = psum
+        # plain loops: numba compiles slice assignment between arrays into far more code
+        rows, cols = state.shape
+        for i in range(rows):
+            trace[6][k, i] = left[i]
+            for j in range(cols):
+                trace[0][k, i, j] = state[i, j]
+                trace[1][k, i, j] = stationary[i, j]
+                trace[2][k, i, j] = from_left[i, j]
+                trace[3][k, i, j] = from_top[i, j]
+                trace[4][k, i, j] = psum[i, j]
+        for j in range(cols):
+            trace[7][k, j] = top[j]
+            trace[8][k, j] = bottom[j]
         trace[5][k] = fold
-        trace[6][k] = left
-        trace[7][k] = top
-        trace[8][k] = bottom
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def record_stall(trace, start, g, fold, stationary):
     """A cycle the array waits for DRAM: every PE idle, the stationary registers kept."""
     k = g - start
     if 0 <= k < trace[0].shape[0]:
-        trace[0][k] = STALL
-        trace[1][k] = stationary
+        rows, cols = stationary.shape
+        for i in range(rows):
+            for j in range(cols):
+                trace[0][k, i, j] = STALL
+                trace[1][k, i, j] = stationary[i, j]
         trace[5][k] = fold
 
 

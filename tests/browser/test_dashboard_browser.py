@@ -59,7 +59,7 @@ def test_train_adds_points_to_the_loss_plot(browser, app_url, page_errors, artif
         const doc = Bokeh.documents[Bokeh.documents.length - 1];
         let n = 0;
         for (const m of doc.all_models) {
-            if (m.type === 'ColumnDataSource' && m.name === 'train_loss') n = m.data.step.length;
+            if (m.type === 'ColumnDataSource' && m.name === 'train_loss') n = m.data.x.length;
         }
         return n;
     }"""

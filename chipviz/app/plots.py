@@ -1,0 +1,1061 @@
+"""Live plots of a training session: loss, utilisation, energy, roofline, descent, boundary.
+
+Each view is a small `pn.viewable.Viewer` that takes a `TrainingSession`, builds its Bokeh
+figures once, and on every new `session.snapshot` only replaces the data of its
+`ColumnDataSource`s (growing curves are streamed when the history only grew).
+
+Threads: the session publishes snapshots from its worker thread, so the watchers below run
+there. Bokeh models may only be changed on the document's thread, so every view funnels its
+model edits through `_LiveView._schedule`: with no served document (tests, scripts) the edit
+runs at once; when served, `pn.state.execute` (with the view's document made current) runs it
+directly if we already are on the document's thread and otherwise queues it with the
+document's `add_next_tick_callback`. At most one edit per view is queued at a time and it
+draws the latest snapshot, so a slow browser never builds a backlog. The expensive views
+(loss surface, decision boundary) compute in the publishing thread, throttled, and only
+hand finished arrays to the document.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from functools import partial
+
+import numpy as np
+import panel as pn
+import param
+from bokeh.models import (
+    ColorBar,
+    ColumnDataSource,
+    FactorRange,
+    HoverTool,
+    Label,
+    Legend,
+    LegendItem,
+    LinearColorMapper,
+    LogColorMapper,
+    LogScale,
+    LinearScale,
+    LogTicker,
+    LogTickFormatter,
+    BasicTicker,
+    BasicTickFormatter,
+    NumeralTickFormatter,
+    Range1d,
+    Span,
+)
+from bokeh.palettes import Cividis256
+from bokeh.plotting import figure
+from bokeh.plotting.contour import contour_data
+from panel.io.state import set_curdoc
+
+from ..data import TOYS
+from ..nn.on_chip import PHASE_LABELS, PHASES
+from ..nn.trainer import ENERGY_PARTS
+from . import palette as pal
+from .session import TrainingSession
+
+__all__ = ["LossPlot", "UtilizationPlot", "EnergyPlot", "RooflinePlot", "DescentPlot", "BoundaryPlot",
+           "LivePlots", "fmt"]
+
+log = logging.getLogger(__name__)
+
+# ----- look -----
+FONT = "Inter, 'Segoe UI', Helvetica, Arial, sans-serif"
+TOOLS = "pan,wheel_zoom,box_zoom,reset,save"
+TRAIN = pal.BLUE
+TEST = pal.VERMILLION
+CLASS_COLORS = (pal.BLUE, pal.ORANGE)  # class 0, class 1 (more classes cycle through Okabe–Ito)
+ENERGY_COLORS = {"mac": pal.ORANGE, "register": pal.REDDISH_PURPLE, "sram": pal.SKY_BLUE, "dram": pal.BLUE,
+                 "vector": pal.BLUISH_GREEN}
+ENERGY_LABELS = {"mac": "MAC", "register": "register (PE to PE)", "sram": "SRAM", "dram": "DRAM",
+                 "vector": "vector unit"}
+PHASE_SHORT = {"forward": "fwd", "backward_data": "bwd-data", "backward_weights": "bwd-wt", "update": "update"}
+DIRECTION_COLORS = {"forward": pal.FORWARD, "backward": pal.BACKWARD}
+# Energy units, smallest first: (name, picojoules per unit).
+ENERGY_UNITS = (("pJ", 1.0), ("nJ", 1e3), ("µJ", 1e6), ("mJ", 1e9), ("J", 1e12))
+FULL_REFRESH_EVERY = 8  # redraws between two full resends of streamed curves (~2 s at 4 snapshots/s)
+BOUNDARY_NOTE = "Decision boundary needs a 2-D dataset; pick circle, xor, gauss, spiral or moons."
+
+
+def fmt(x: float, digits: int = 6) -> str:
+    """A number to `digits` significant digits, with a real minus sign (and no "−0")."""
+    return f"{x + 0.0:.{digits}g}".replace("-", "−")
+
+
+def _factor(x: float) -> str:
+    """A number as a factor in a product: negative numbers in parentheses."""
+    return f"({fmt(x)})" if x < 0 else fmt(x)
+
+
+def _diverging(low: str, high: str, n: int = 256) -> list[str]:
+    """n colours from `low` through white to `high` (a colour-blind-safe two-hue scale)."""
+    def rgb(c):
+        return np.array([int(c[i:i + 2], 16) for i in (1, 3, 5)], float)
+    a, b, w = rgb(low), rgb(high), np.full(3, 255.0)
+    out = []
+    for t in np.linspace(0, 1, n):
+        c = a + (w - a) * (t / 0.5) if t <= 0.5 else w + (b - w) * ((t - 0.5) / 0.5)
+        out.append("#%02x%02x%02x" % tuple(int(round(v)) for v in c))
+    return out
+
+
+def _figure(title: str, x_label: str, y_label: str, height: int = 320, **kw):
+    p = figure(title=title, height=height, sizing_mode="stretch_width", tools=TOOLS, toolbar_location="right",
+               min_width=280, **kw)
+    p.toolbar.autohide = True
+    p.title.text_font_size = "13pt"
+    p.title.text_font = FONT
+    p.title.text_font_style = "bold"
+    p.title.text_color = pal.INK
+    for axis, label in ((p.xaxis, x_label), (p.yaxis, y_label)):
+        axis.axis_label = label
+        axis.axis_label_text_font_size = "11pt"
+        axis.axis_label_text_font_style = "normal"
+        axis.axis_label_text_font = FONT
+        axis.major_label_text_font_size = "10pt"
+    p.outline_line_color = None
+    p.grid.grid_line_color = "#E9E9E9"
+    p.min_border_right = 12
+    return p
+
+
+def _style_legend(p, location="top_right"):
+    if not p.legend:
+        return
+    lg = p.legend[0]
+    lg.location = location
+    lg.label_text_font_size = "10pt"
+    lg.label_text_font = FONT
+    lg.background_fill_alpha = 0.85
+    lg.border_line_color = "#DDDDDD"
+    lg.click_policy = "hide"
+    lg.spacing = 2
+    lg.padding = 6
+
+
+def _legend_outside(p, place="below"):
+    """Move the figure's legend out of the plot area (horizontal above or below, vertical at the side)."""
+    lg = p.legend[0]
+    p.center = [r for r in p.center if r is not lg]
+    lg.orientation = "horizontal" if place in ("above", "below") else "vertical"
+    lg.location = "center" if place in ("above", "below") else "top_left"
+    lg.border_line_color = None
+    lg.background_fill_alpha = 0.0
+    p.add_layout(lg, place)
+
+
+def _pane(fig, **kw):
+    return pn.pane.Bokeh(fig, sizing_mode="stretch_width", **kw)
+
+
+def _energy_unit(max_pj: float) -> tuple[str, float]:
+    """The largest unit in which `max_pj` is at least 1 (so the axis reads 1 to 999)."""
+    name, scale = ENERGY_UNITS[0]
+    for n, s in ENERGY_UNITS:
+        if max_pj >= s:
+            name, scale = n, s
+    return name, scale
+
+
+def _set_range(rng: Range1d, start: float, end: float) -> None:
+    """Move an explicit range; the reset tool returns to it too."""
+    rng.update(start=start, end=end, reset_start=start, reset_end=end)
+
+
+def _set_series(source: ColumnDataSource, x: np.ndarray, y: np.ndarray, full: bool = False) -> None:
+    """Make `source` hold (x, y): stream the new tail if the old data is a prefix, else (or when
+    `full`) replace it. A browser that connects while points are streamed can miss some, so the
+    views send the whole series now and then (`full`) to heal such gaps."""
+    old_x = np.asarray(source.data.get("x", ()))
+    n = len(old_x)
+    if full:
+        if n != len(x) or not np.array_equal(old_x, x) or not np.array_equal(np.asarray(source.data["y"]), y):
+            source.data = {"x": x, "y": y}
+        return
+    if 0 < n <= len(x) and np.array_equal(old_x, x[:n]) and np.array_equal(np.asarray(source.data["y"]), y[:n]):
+        if len(x) > n:
+            source.stream({"x": x[n:], "y": y[n:]})
+        return
+    source.data = {"x": x, "y": y}
+
+
+def _series(history: dict, column: str) -> tuple[np.ndarray, np.ndarray]:
+    """Steps and values of one history column, without the steps where it was not recorded."""
+    step = np.asarray(history.get("step", ()), np.int64)
+    values = np.asarray(history.get(column, ()), np.float64)
+    keep = np.isfinite(values)
+    return step[keep], values[keep]
+
+
+def _gemm_label(op) -> str:
+    return f"L{op.layer} {PHASE_SHORT.get(op.phase, op.phase)} {op.name.replace(' ', '')}"
+
+
+def _direction(phase: str) -> str:
+    return "forward" if phase == "forward" else "backward"
+
+
+class _Throttle:
+    """Run `fn` at most once per `interval` seconds, never twice at once.
+
+    A call that comes too early, or while `fn` runs, is folded into one later run (in a timer
+    thread), so the last change is always drawn. When `background()` is true (the view is
+    served), due runs also go to a thread, so the session's worker never waits for a redraw.
+    """
+
+    def __init__(self, interval: float, fn, background=lambda: False):
+        self.interval = interval
+        self.fn = fn
+        self.background = background
+        self._lock = threading.Lock()
+        self._last = -math.inf
+        self._timer: threading.Timer | None = None
+        self._running = False
+        self._pending = False
+        self.closed = False
+
+    def __call__(self) -> None:
+        with self._lock:
+            if self.closed:
+                return
+            if self._running:
+                self._pending = True
+                return
+            wait = self._last + self.interval - time.monotonic()
+            if wait > 0:
+                self._arm(wait)
+                return
+            self._begin()
+        self._start()
+
+    def now(self) -> None:
+        """Run as soon as possible (on demand), ignoring the interval."""
+        with self._lock:
+            if self.closed:
+                return
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            if self._running:
+                self._pending = True
+                return
+            self._begin()
+        self._start()
+
+    def close(self) -> None:
+        with self._lock:
+            self.closed = True
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+
+    # with self._lock held
+    def _arm(self, wait: float) -> None:
+        if self._timer is None:
+            self._timer = threading.Timer(max(wait, 0.0), self._fire)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _begin(self) -> None:
+        self._running = True
+        self._last = time.monotonic()
+
+    # without the lock
+    def _start(self) -> None:
+        if self.background():
+            threading.Thread(target=self._execute, daemon=True, name="chipviz-plot").start()
+        else:
+            self._execute()
+
+    def _fire(self) -> None:
+        with self._lock:
+            self._timer = None
+            if self.closed:
+                return
+            if self._running:
+                self._pending = True
+                return
+            self._begin()
+        self._execute()  # already in a thread of its own
+
+    def _execute(self) -> None:
+        try:
+            self.fn()
+        except Exception:  # a plot that fails must not stop training: report it and carry on
+            log.exception("a live plot failed to recompute")
+        finally:
+            with self._lock:
+                self._running = False
+                if self._pending and not self.closed:
+                    self._pending = False
+                    self._arm(self._last + self.interval - time.monotonic())
+
+
+class _LiveView(pn.viewable.Viewer):
+    """Shared plumbing: watch the session's snapshot and apply model edits on the document's thread."""
+
+    session = param.ClassSelector(class_=TrainingSession, constant=True, doc="the session to draw")
+
+    def __init__(self, session: TrainingSession, **params):
+        super().__init__(session=session, **params)
+        self._figures: list = []
+        self._queue_lock = threading.Lock()
+        self._queued = False
+        doc = pn.state.curdoc
+        self._doc = doc if doc is not None and doc.session_context is not None else None
+        self._constructing = True  # the first drawing happens here, before any browser is attached
+        self._layout = self._build()
+        self._watchers = [session.param.watch(self._safe_on_snapshot, "snapshot")]
+        try:
+            self._start()
+        finally:
+            self._constructing = False
+
+    # subclasses implement these
+    def _build(self):
+        raise NotImplementedError
+
+    def _update(self) -> None:
+        """Bring the Bokeh models up to date with the latest snapshot (runs on the document's thread)."""
+        raise NotImplementedError
+
+    def _start(self) -> None:
+        self._update()
+
+    def _on_snapshot(self, *events) -> None:
+        self._schedule()
+
+    # plumbing
+    def _safe_on_snapshot(self, *events) -> None:
+        """The watcher runs in the session's worker thread: a failing plot must not stop training."""
+        try:
+            self._on_snapshot(*events)
+        except Exception:
+            log.exception("%s failed to redraw", type(self).__name__)
+
+    def __panel__(self):
+        return self._layout
+
+    @property
+    def snapshot(self):
+        return self.session.snapshot
+
+    def _served(self) -> bool:
+        if getattr(self, "_constructing", False):
+            return False
+        doc = self._document()
+        return doc is not None and doc.session_context is not None
+
+    def _document(self):
+        for fig in getattr(self, "_figures", ()):
+            if fig.document is not None:
+                return fig.document
+        return self._doc
+
+    def _schedule(self) -> None:
+        doc = self._document()
+        if doc is None or doc.session_context is None or self._constructing:
+            self._update()
+            return
+        with self._queue_lock:
+            if self._queued:
+                return  # the queued edit will draw the latest snapshot anyway
+            self._queued = True
+        try:
+            with set_curdoc(doc):
+                pn.state.execute(self._run_queued)
+        except Exception:
+            with self._queue_lock:
+                self._queued = False
+            raise
+
+    def _run_queued(self) -> None:
+        with self._queue_lock:
+            self._queued = False
+        with pn.io.hold():
+            self._update()
+
+    def _full_refresh_due(self) -> bool:
+        """True every FULL_REFRESH_EVERY-th call: time to resend streamed series whole."""
+        self._refreshes = getattr(self, "_refreshes", -1) + 1
+        return self._refreshes % FULL_REFRESH_EVERY == 0
+
+    def dispose(self) -> None:
+        """Stop following the session (the page closed)."""
+        for w in self._watchers:
+            try:
+                self.session.param.unwatch(w)
+            except Exception:
+                pass
+        self._watchers = []
+
+
+# ----------------------------------------------------------------------------------------------
+class LossPlot(_LiveView):
+    """Train and test loss against step (optionally log-y) and, below, train and test accuracy."""
+
+    log_y = param.Boolean(default=False, doc="draw the loss on a logarithmic axis")
+
+    def _build(self):
+        self.sources = {k: ColumnDataSource({"x": np.zeros(0, np.int64), "y": np.zeros(0)}, name=k)
+                        for k in ("train_loss", "test_loss", "train_acc", "test_acc")}
+        s = self.sources
+        self.loss_fig = p = _figure("Loss", "training step", "loss (cross-entropy)", height=290)
+        p.line("x", "y", source=s["train_loss"], color=TRAIN, line_width=2, legend_label="train (mini-batch)")
+        p.line("x", "y", source=s["test_loss"], color=TEST, line_width=2, line_dash="dashed",
+               legend_label="test")
+        p.scatter("x", "y", source=s["test_loss"], color=TEST, size=6, marker="square", legend_label="test")
+        _style_legend(p, "top_right")
+        p.add_tools(HoverTool(tooltips=[("step", "@x"), ("loss", "@y{0.0000}")], mode="mouse"))
+        self.acc_fig = a = _figure("Accuracy", "training step", "accuracy", height=220, x_range=p.x_range)
+        a.y_range = Range1d(0, 1.02)
+        a.yaxis.formatter = NumeralTickFormatter(format="0%")
+        a.line("x", "y", source=s["train_acc"], color=TRAIN, line_width=2, legend_label="train (mini-batch)")
+        a.line("x", "y", source=s["test_acc"], color=TEST, line_width=2, line_dash="dashed", legend_label="test")
+        a.scatter("x", "y", source=s["test_acc"], color=TEST, size=6, marker="square", legend_label="test")
+        a.add_tools(HoverTool(tooltips=[("step", "@x"), ("accuracy", "@y{0.0%}")], mode="mouse"))
+        _style_legend(a, "bottom_right")
+        self._figures = [p, a]
+        self.log_toggle = pn.widgets.Checkbox.from_param(self.param.log_y, label="logarithmic loss axis")
+        self.param.watch(lambda e: self._schedule(), "log_y")
+        return pn.Column(_pane(p), _pane(a), self.log_toggle, sizing_mode="stretch_width")
+
+    def _update(self) -> None:
+        snap = self.snapshot
+        if snap is None:
+            return
+        full = self._full_refresh_due()
+        for key, source in self.sources.items():
+            _set_series(source, *_series(snap.history, key), full=full)
+        if self.log_y != isinstance(self.loss_fig.y_scale, LogScale):
+            self._set_log(self.log_y)
+        self.loss_fig.title.text = f"Loss — step {snap.step}" + (
+            f": train {snap.report.loss:.4g}" if snap.report else "") + (
+            f", test {snap.test_loss:.4g}" if math.isfinite(snap.test_loss) else "")
+        self.acc_fig.title.text = "Accuracy" + (
+            f" — test {snap.test_accuracy:.1%}" if math.isfinite(snap.test_accuracy) else "")
+
+    def _set_log(self, log: bool) -> None:
+        p = self.loss_fig
+        p.y_scale = LogScale() if log else LinearScale()
+        p.yaxis[0].ticker = LogTicker() if log else BasicTicker()
+        p.yaxis[0].formatter = LogTickFormatter() if log else BasicTickFormatter()
+
+
+# ----------------------------------------------------------------------------------------------
+class UtilizationPlot(_LiveView):
+    """Per GEMM of the last step: PE utilisation (filled bar) inside its mapping efficiency
+    (outlined bar); beside it the whole step's utilisation over training."""
+
+    def _build(self):
+        self.bar_source = ColumnDataSource(self._bar_data([]))
+        self.time_source = ColumnDataSource({"x": np.zeros(0, np.int64), "y": np.zeros(0)})
+        self.bar_fig = p = _figure("PE utilisation per matrix multiply", "share of the array's PE-cycles", "",
+                                   height=380, y_range=FactorRange(factors=[]), x_range=Range1d(0, 1.0))
+        p.xaxis.formatter = NumeralTickFormatter(format="0%")
+        outline = p.hbar(y="label", right="mapping", height=0.8, source=self.bar_source, fill_color="color",
+                         fill_alpha=0.12, line_color="color", line_width=1.5, line_dash="dashed",
+                         legend_label="mapping efficiency (outline)")
+        bars = p.hbar(y="label", right="util", height=0.5, source=self.bar_source, fill_color="color",
+                      line_color=None, legend_field="direction")
+        p.add_tools(HoverTool(renderers=[bars, outline], tooltips=[
+            ("GEMM", "@label"), ("shape", "@shape"), ("utilisation", "@util{0.0%}"),
+            ("mapping efficiency", "@mapping{0.0%}"), ("folds", "@folds"), ("cycles", "@cycles")]))
+        p.ygrid.grid_line_color = None
+        p.yaxis.major_label_text_font_size = "10pt"
+        _style_legend(p)
+        _legend_outside(p, "below")
+        self.time_fig = t = _figure("Utilisation of each step", "training step", "PE utilisation", height=380)
+        t.y_range = Range1d(0, 1.02)
+        t.yaxis.formatter = NumeralTickFormatter(format="0%")
+        t.line("x", "y", source=self.time_source, color=pal.BLUISH_GREEN, line_width=2)
+        t.add_tools(HoverTool(tooltips=[("step", "@x"), ("utilisation", "@y{0.0%}")], mode="vline"))
+        self._figures = [p, t]
+        return pn.Row(_pane(p), _pane(t), sizing_mode="stretch_width")
+
+    @staticmethod
+    def _bar_data(ops) -> dict:
+        labels, seen = [], set()
+        for op in ops:
+            label = _gemm_label(op)
+            while label in seen:
+                label += "′"
+            seen.add(label)
+            labels.append(label)
+        s = [op.stats for op in ops]
+        return {
+            "label": labels,
+            "util": [x.utilization for x in s],
+            "mapping": [x.mapping_efficiency for x in s],
+            "direction": [_direction(op.phase) for op in ops],
+            "color": [DIRECTION_COLORS[_direction(op.phase)] for op in ops],
+            "shape": [f"{x.m}×{x.k} · {x.k}×{x.n}" for x in s],
+            "folds": [x.folds for x in s],
+            "cycles": [x.cycles for x in s],
+        }
+
+    def _update(self) -> None:
+        snap = self.snapshot
+        if snap is None:
+            return
+        gemms = [op for op in (snap.report.ops if snap.report else []) if op.is_gemm]
+        data = self._bar_data(gemms)
+        factors = list(reversed(data["label"]))  # first GEMM on top
+        if list(self.bar_fig.y_range.factors) != factors:
+            self.bar_fig.y_range.factors = factors
+        self.bar_source.data = data
+        x, y = _series(snap.history, "utilization")
+        _set_series(self.time_source, x, y, full=self._full_refresh_due())
+        if len(y):
+            self.time_fig.title.text = f"Utilisation of each step — last: {y[-1]:.1%}"
+        else:
+            self.time_fig.title.text = "Utilisation of each step"
+        self.bar_fig.title.text = ("PE utilisation per matrix multiply" + (f", step {snap.step}" if snap.report
+                                                                           else " (no step yet)"))
+
+
+# ----------------------------------------------------------------------------------------------
+class EnergyPlot(_LiveView):
+    """Energy of the last step by phase, stacked by component (MAC, register, SRAM, DRAM,
+    vector unit); beside it the energy of every step over training. The unit (pJ, nJ, µJ, mJ)
+    follows the size of the numbers and is named on the axis."""
+
+    include_dram = param.Boolean(default=True, doc="stack DRAM energy too (it dwarfs the rest)")
+
+    def _build(self):
+        self.phase_labels = [PHASE_LABELS[p].replace(" (", "\n(") for p in PHASES]
+        self.unit = ("µJ", 1e6)
+        self.bar_source = ColumnDataSource({"phase": self.phase_labels, **{k: [0.0] * 4 for k in ENERGY_PARTS}})
+        self.time_source = ColumnDataSource({"x": np.zeros(0, np.int64), "y": np.zeros(0)})
+        self.bar_fig = p = _figure("Energy of the last step", "", "energy per step (µJ)", height=380,
+                                   x_range=FactorRange(factors=self.phase_labels))
+        renderers = p.vbar_stack(list(ENERGY_PARTS), x="phase", width=0.6, source=self.bar_source,
+                                 color=[ENERGY_COLORS[k] for k in ENERGY_PARTS], line_color="white")
+        self.bar_hover = HoverTool(renderers=renderers, tooltips=self._tooltips())
+        p.add_tools(self.bar_hover)
+        p.xgrid.grid_line_color = None
+        p.xaxis.major_label_text_font_size = "10.5pt"
+        p.y_range.start = 0
+        items = [LegendItem(label=ENERGY_LABELS[k], renderers=[r]) for k, r in zip(ENERGY_PARTS, renderers)]
+        p.add_layout(Legend(items=list(reversed(items))), "right")  # top of the legend = top of the stack
+        _style_legend(p, "top_left")
+        p.legend[0].click_policy = "none"
+        p.legend[0].border_line_color = None
+        self.time_fig = t = _figure("Energy of each step", "training step", "energy per step (µJ)", height=380)
+        t.y_range.start = 0
+        t.line("x", "y", source=self.time_source, color=pal.REDDISH_PURPLE, line_width=2)
+        self.time_hover = HoverTool(tooltips=[("step", "@x"), ("energy", "@y{0.000}")], mode="vline")
+        t.add_tools(self.time_hover)
+        self._figures = [p, t]
+        self.dram_toggle = pn.widgets.Checkbox.from_param(
+            self.param.include_dram, label="include DRAM (untick to see the on-chip components)")
+        self.param.watch(lambda e: self._schedule(), "include_dram")
+        return pn.Column(pn.Row(_pane(p), _pane(t), sizing_mode="stretch_width"), self.dram_toggle,
+                         sizing_mode="stretch_width")
+
+    def _tooltips(self):
+        unit = self.unit[0]
+        return [("phase", "@phase"), ("component", "$name"), ("energy", f"@$name{{0.000}} {unit}")]
+
+    def _update(self) -> None:
+        snap = self.snapshot
+        if snap is None:
+            return
+        pj = {part: [0.0] * len(PHASES) for part in ENERGY_PARTS}
+        for op in snap.report.ops if snap.report else []:
+            i = PHASES.index(op.phase)
+            for part, value in op.stats.energy_pj.items():
+                if part in pj:
+                    pj[part][i] += value
+        shown = [k for k in ENERGY_PARTS if k != "dram" or self.include_dram]
+        stacked = max(sum(pj[k][i] for k in shown) for i in range(len(PHASES)))
+        unit = _energy_unit(stacked) if stacked > 0 else self.unit
+        if unit != self.unit:
+            self.unit = unit
+            self.bar_hover.tooltips = self._tooltips()
+        self.bar_fig.yaxis.axis_label = f"energy per step ({unit[0]})"
+        self.bar_source.data = {"phase": self.phase_labels,
+                                **{k: [v / unit[1] if k in shown else 0.0 for v in pj[k]] for k in ENERGY_PARTS}}
+        if snap.report:
+            total = snap.report.energy_pj
+            t_name, t_scale = _energy_unit(total)
+            dram = sum(pj["dram"]) / total if total else 0.0
+            self.bar_fig.title.text = (f"Energy of step {snap.step}: {total / t_scale:.3g} {t_name}, "
+                                       f"{dram:.0%} DRAM" + ("" if self.include_dram else " (not drawn)"))
+        else:
+            self.bar_fig.title.text = "Energy of the last step (no step yet)"
+        x, y = _series(snap.history, "energy_pj")
+        t_name, t_scale = _energy_unit(float(y.max())) if len(y) else unit
+        self.time_fig.yaxis.axis_label = f"energy per step ({t_name})"
+        _set_series(self.time_source, x, y / t_scale, full=self._full_refresh_due())
+        self.time_hover.tooltips = [("step", "@x"), ("energy", f"@y{{0.000}} {t_name}")]
+
+
+class RooflinePlot(_LiveView):
+    """The chip's roofline (log-log) with every GEMM of the last step as a point.
+
+    Roof: min(R·C, intensity × DRAM bytes per cycle) MACs per cycle. A GEMM with no DRAM
+    traffic has infinite intensity; it is drawn at the right edge of the plot (its tooltip
+    says so) rather than dropped.
+    """
+
+    highlight_op = param.Integer(default=None, allow_None=True,
+                                 doc="index into the last step's operations of the one to highlight")
+
+    def _build(self):
+        self.roof_source = ColumnDataSource({"x": [], "y": []})
+        self.point_source = ColumnDataSource(self._point_data([], 1.0))
+        self.highlight_source = ColumnDataSource({"x": [], "y": []})
+        self.fig = p = _figure("Roofline", "arithmetic intensity (MACs per DRAM byte)",
+                               "throughput (MACs per cycle)", height=400, x_axis_type="log", y_axis_type="log",
+                               x_range=Range1d(0.1, 10), y_range=Range1d(1, 100))
+        p.line("x", "y", source=self.roof_source, color=pal.INK, line_width=3, legend_label="roof (attainable)")
+        self.ridge = Span(location=1.0, dimension="height", line_color="#888888", line_dash="dotted", line_width=1.5)
+        p.add_layout(self.ridge)
+        # forward GEMMs as large circles, backward as smaller triangles on top: a backward GEMM of
+        # the same shape as a forward one lands on the same spot and both stay visible
+        points = p.scatter("x", "y", source=self.point_source, size="size", marker="marker", fill_color="color",
+                           line_color=pal.INK, line_width=1, fill_alpha=0.9, legend_field="direction")
+        p.scatter("x", "y", source=self.highlight_source, size=26, fill_color=None, line_color=pal.HIGHLIGHT,
+                  line_width=3, legend_label="animated now")
+        p.add_tools(HoverTool(renderers=[points], tooltips=[
+            ("GEMM", "@label"), ("layer", "@layer"), ("phase", "@phase"), ("shape", "@shape"),
+            ("intensity", "@intensity"), ("achieved", "@y{0.00} MACs/cycle"),
+            ("attainable", "@attainable{0.00} MACs/cycle"), ("utilisation", "@util{0.0%}")]))
+        self.peak_label = Label(x=1, y=1, text="", text_font_size="10pt", text_color=pal.INK, y_offset=6,
+                                text_align="right", x_offset=-4)
+        self.bw_label = Label(x=1, y=1, text="", text_font_size="10pt", text_color=pal.INK, x_offset=6,
+                              y_offset=-22, text_align="left")
+        p.add_layout(self.peak_label)
+        p.add_layout(self.bw_label)
+        _style_legend(p, "bottom_right")
+        self._figures = [p]
+        self.note = pn.pane.Markdown(
+            "**How to read it.** A point's height is the multiply-accumulates (MACs) per cycle the GEMM "
+            "achieved; the roof above it is the most the chip could do at that arithmetic intensity: "
+            "left of the dotted ridge, DRAM bandwidth limits it (memory-bound), right of it the "
+            "R·C processing elements do (compute-bound). The gap below the roof is time lost to "
+            "filling and draining the array and to PEs left idle by the mapping.",
+            sizing_mode="stretch_width", styles={"font-size": "11pt"}, margin=(0, 12))
+        self.param.watch(lambda e: self._schedule(), "highlight_op")
+        return pn.Column(_pane(p), self.note, sizing_mode="stretch_width")
+
+    @staticmethod
+    def _point_data(items, right_edge: float) -> dict:
+        """items: (index into ops, op) of the GEMMs."""
+        data = {k: [] for k in ("index", "x", "y", "intensity", "label", "layer", "phase", "shape", "attainable",
+                                "util", "direction", "color", "marker", "size")}
+        items = sorted(items, key=lambda item: item[1].phase != "forward")  # forward first, drawn below
+        for index, op in items:
+            s = op.stats
+            finite = math.isfinite(s.arithmetic_intensity)
+            data["index"].append(index)
+            data["x"].append(s.arithmetic_intensity if finite else right_edge)
+            data["y"].append(s.achieved_macs_per_cycle)
+            data["intensity"].append(f"{s.arithmetic_intensity:.3g} MACs/B" if finite
+                                     else "∞ (no DRAM traffic; drawn at the right edge)")
+            data["label"].append(f"{op.name}")
+            data["layer"].append(op.layer)
+            data["phase"].append(PHASE_LABELS.get(op.phase, op.phase))
+            data["shape"].append(f"{s.m}×{s.k} · {s.k}×{s.n}")
+            data["attainable"].append(s.attainable_macs_per_cycle)
+            data["util"].append(s.utilization)
+            data["direction"].append(_direction(op.phase))
+            data["color"].append(DIRECTION_COLORS[_direction(op.phase)])
+            data["marker"].append("circle" if op.phase == "forward" else "triangle")
+            data["size"].append(16 if op.phase == "forward" else 11)
+        return data
+
+    def _update(self) -> None:
+        snap = self.snapshot
+        chip = self.session.chip_config()
+        peak, bw = float(chip.pes), float(chip.dram_bytes_per_cycle)
+        ridge = peak / bw
+        items = [(i, op) for i, op in enumerate(snap.report.ops if snap and snap.report else []) if op.is_gemm]
+        finite = [op.stats.arithmetic_intensity for _, op in items if math.isfinite(op.stats.arithmetic_intensity)]
+        lo = min([ridge, *finite]) / 8
+        hi = max([ridge, *finite]) * 8
+        xs = np.array([lo, ridge, hi])
+        self.roof_source.data = {"x": xs, "y": np.minimum(peak, xs * bw)}
+        self.ridge.location = ridge
+        self.point_source.data = self._point_data(items, hi)
+        achieved = [op.stats.achieved_macs_per_cycle for _, op in items]
+        _set_range(self.fig.x_range, lo, hi)
+        _set_range(self.fig.y_range, min([lo * bw, *achieved]) / 2, peak * 3)
+        hl = [(x, y) for i, x, y in zip(self.point_source.data["index"], self.point_source.data["x"],
+                                         self.point_source.data["y"]) if i == self.highlight_op]
+        self.highlight_source.data = {"x": [h[0] for h in hl], "y": [h[1] for h in hl]}
+        self.peak_label.update(x=hi, y=peak, text=f"peak R·C = {chip.pes} MACs/cycle")
+        self.bw_label.update(x=lo * 1.3, y=lo * 1.3 * bw, text=f"DRAM roof: {bw:g} B/cycle × intensity")
+        self.fig.title.text = (f"Roofline of the {chip.rows}×{chip.cols} {chip.dataflow} array "
+                               f"(ridge at {ridge:.3g} MACs/B)")
+
+
+# ----------------------------------------------------------------------------------------------
+_ZERO_GRADIENT = ("<p style='margin:6px 0; color:#555'>This weight's gradient is exactly 0: its input was 0 "
+                  "in the whole mini-batch (a blank pixel of the digits, or a ReLU unit that is off). "
+                  "Pick another i or j.</p>")
+
+
+class DescentPlot(_LiveView):
+    """Gradient descent on the loss surface around the current weights, and one weight's update
+    written out with the step's numbers.
+
+    The surface (`session.loss_surface()`) costs resolution² forward passes, so it is recomputed
+    at most every `refresh_s` seconds while training (the last change is always drawn, late),
+    and at once by `refresh()` or the button.
+    """
+
+    refresh_s = param.Number(default=2.0, bounds=(0.0, None), doc="least time between two loss surfaces")
+    resolution = param.Integer(default=21, bounds=(5, 61), doc="grid points per direction")
+    layer = param.Integer(default=1, bounds=(1, None), doc="layer of the weight written out (1-based)")
+    row = param.Integer(default=0, bounds=(0, None), doc="i: the weight's input unit")
+    col = param.Integer(default=0, bounds=(0, None), doc="j: the weight's output unit")
+
+    def __init__(self, session: TrainingSession, **params):
+        self._plane = None
+        self._drawn_plane = None
+        self._plane_lock = threading.Lock()
+        self._throttle = _Throttle(params.get("refresh_s", 2.0), self._compute, self._served)
+        super().__init__(session, **params)
+
+    def _build(self):
+        self.image_source = ColumnDataSource({"image": [np.zeros((2, 2))], "x": [-1.0], "y": [-1.0],
+                                              "dw": [2.0], "dh": [2.0]})
+        self.path_source = ColumnDataSource({"x": [], "y": [], "age": []})
+        self.current_source = ColumnDataSource({"x": [0.0], "y": [0.0]})
+        self.mapper = LogColorMapper(palette=Cividis256, low=1e-3, high=1.0)
+        self.fig = p = _figure("Loss around the current weights", "direction 1", "direction 2", height=440,
+                               x_range=Range1d(-1, 1), y_range=Range1d(-1, 1))
+        img = p.image(image="image", x="x", y="y", dw="dw", dh="dh", source=self.image_source,
+                      color_mapper=self.mapper)
+        self.contours = p.contour([0, 1], [0, 1], np.array([[1.0, 2.0], [2.0, 3.0]]), [1.5], line_color="white",
+                                  line_alpha=0.55, line_width=1, fill_color=None)
+        p.line("x", "y", source=self.path_source, color=pal.VERMILLION, line_width=2.5, legend_label="path of the "
+               "weights")
+        p.scatter("x", "y", source=self.path_source, size=6, fill_color=pal.VERMILLION, line_color="white",
+                  line_width=1, legend_label="path of the weights")
+        p.scatter("x", "y", source=self.current_source, marker="star", size=22, fill_color=pal.YELLOW,
+                  line_color=pal.INK, line_width=1.5, legend_label="current weights")
+        p.add_tools(HoverTool(renderers=[img], tooltips=[("loss", "@image{0.0000}"), ("direction 1", "$x{0.000}"),
+                                                         ("direction 2", "$y{0.000}")]))
+        p.add_layout(ColorBar(color_mapper=self.mapper, title="loss", width=12, title_text_font_size="10pt",
+                              major_label_text_font_size="9pt"), "right")
+        p.grid.visible = False
+        _style_legend(p)
+        _legend_outside(p, "below")
+        self._figures = [p]
+        self.recompute = pn.widgets.Button(label="Recompute surface", color="primary", width=170)
+        self.recompute.on_click(lambda e: self.refresh())
+        self.surface_note = pn.pane.Markdown("", sizing_mode="stretch_width", styles={"font-size": "10pt"},
+                                             margin=(0, 10))
+        # the weight written out
+        self.layer_select = pn.widgets.Select(label="layer", options={"layer 1": 1}, value=self.layer, width=150)
+        self.row_input = pn.widgets.IntInput(label="i (input unit)", value=self.row, start=0, width=110)
+        self.col_input = pn.widgets.IntInput(label="j (output unit)", value=self.col, start=0, width=110)
+        for widget, name in ((self.layer_select, "layer"), (self.row_input, "row"), (self.col_input, "col")):
+            widget.param.watch(partial(self._widget_changed, name), "value")
+        self.update_pane = pn.pane.HTML("", sizing_mode="stretch_width", styles={"font-size": "12pt"})
+        self.param.watch(lambda e: self._schedule(), ["layer", "row", "col"])
+        self.param.watch(lambda e: setattr(self._throttle, "interval", e.new), "refresh_s")
+        card = pn.Column(
+            pn.pane.Markdown("### One weight's update, written out", margin=(0, 10)),
+            pn.Row(self.layer_select, self.row_input, self.col_input),
+            self.update_pane, sizing_mode="stretch_width", styles={"border-left": f"3px solid {pal.BLUE}"})
+        left = pn.Column(_pane(p), pn.Row(self.recompute, self.surface_note, sizing_mode="stretch_width"),
+                         sizing_mode="stretch_width")
+        return pn.Row(left, card, sizing_mode="stretch_width")
+
+    def _widget_changed(self, name: str, event) -> None:
+        if event.new is not None and getattr(self, name) != event.new:
+            setattr(self, name, event.new)
+
+    def _start(self) -> None:
+        self._throttle()
+
+    def _on_snapshot(self, *events) -> None:
+        self._throttle()  # schedules a redraw itself when it computes a surface
+        self._schedule()  # the written-out update is cheap: redraw it every snapshot
+
+    def refresh(self) -> None:
+        """Recompute the loss surface now."""
+        self._throttle.now()
+
+    def _compute(self) -> None:
+        if self.session.snapshot is None:
+            return
+        plane = self.session.loss_surface(self.resolution)
+        with self._plane_lock:
+            self._plane = (self.session.snapshot.step, plane)
+        self._schedule()
+
+    def dispose(self) -> None:
+        self._throttle.close()
+        super().dispose()
+
+    def _update(self) -> None:
+        with self._plane_lock:
+            plane = self._plane
+        if plane is not None and plane is not self._drawn_plane:
+            self._draw_plane(*plane)
+            self._drawn_plane = plane
+        self._draw_update()
+
+    def _draw_plane(self, step: int, plane) -> None:
+        a, b, loss = plane.alpha, plane.beta, np.asarray(plane.loss, float)
+        finite = loss[np.isfinite(loss)]
+        low = max(float(finite.min()), 1e-9) if finite.size else 1e-3
+        high = max(float(finite.max()), low * 1.0001) if finite.size else 1.0
+        da, db = a[1] - a[0], b[1] - b[0]
+        self.image_source.data = {"image": [loss], "x": [a[0] - da / 2], "y": [b[0] - db / 2],
+                                  "dw": [a[-1] - a[0] + da], "dh": [b[-1] - b[0] + db]}
+        self.mapper.update(low=low, high=high)
+        levels = np.geomspace(low, high, 10)[1:-1]
+        self.contours.set_data(contour_data(a, b, np.where(np.isfinite(loss), loss, high), levels,
+                                            want_fill=False, want_line=True))
+        path = np.asarray(plane.path)
+        n = len(path)
+        self.path_source.data = {"x": path[:, 0], "y": path[:, 1], "age": np.arange(n)[::-1]}
+        self.current_source.data = {"x": path[-1:, 0], "y": path[-1:, 1]}
+        _set_range(self.fig.x_range, a[0] - da / 2, a[-1] + da / 2)
+        _set_range(self.fig.y_range, b[0] - db / 2, b[-1] + db / 2)
+        e1, e2 = plane.explained
+        self.fig.xaxis.axis_label = f"direction 1 ({_share(e1)} of movement)"
+        self.fig.yaxis.axis_label = f"direction 2 ({_share(e2)} of movement)"
+        self.fig.title.text = f"Loss around the weights of step {step}"
+        moved = "" if e1 + e2 > 0 else " The weights have not moved yet, so the directions are random."
+        self.surface_note.object = (
+            f"Plane through the current weights along the two directions in which the last {n} weight "
+            f"vectors moved most; each pixel is a forward pass on the chip.{moved}")
+
+    def _draw_update(self) -> None:
+        snap = self.snapshot
+        if snap is None:
+            return
+        n_layers = len(snap.weights)
+        options = {f"layer {k + 1} ({w.shape[0]}×{w.shape[1]})": k + 1 for k, w in enumerate(snap.weights)}
+        if self.layer_select.options != options:
+            self.layer_select.options = options
+        layer = min(max(self.layer, 1), n_layers)
+        if self.layer_select.value != layer:
+            self.layer_select.value = layer
+        rows, cols = snap.weights[layer - 1].shape
+        i, j = min(max(self.row, 0), rows - 1), min(max(self.col, 0), cols - 1)
+        if self.row_input.end != rows - 1:
+            self.row_input.end = rows - 1
+        if self.col_input.end != cols - 1:
+            self.col_input.end = cols - 1
+        self.update_pane.object = self.update_html(snap, layer, i, j, getattr(
+            getattr(self.session.trainer, "optimizer", None), "momentum", 0.9))
+
+    @staticmethod
+    def update_html(snap, layer: int, i: int, j: int, momentum: float = 0.9) -> str:
+        """The optimizer's rule for weight W[i, j] of `layer` with the last step's numbers."""
+        where = f"layer {layer}, W[{i}, {j}]"
+        if snap.update is None:
+            return (f"<p><b>{where}</b>: no training step yet. Press play or step once to see how "
+                    f"gradient descent changes this weight.</p>")
+        before, grads = snap.update
+        w_old = float(before[2 * (layer - 1)][i, j])
+        g = float(grads[2 * (layer - 1)][i, j])
+        w_new = float(snap.weights[layer - 1][i, j])
+        lr = float(snap.lr)
+        head = f"<p style='margin:4px 0'><b>{where}</b>, step {snap.step}, optimizer <b>{snap.optimizer}</b></p>"
+        eq = "<div style='font-family: \"DejaVu Sans Mono\", Menlo, monospace; font-size: 12.5pt; " \
+             "line-height: 1.7; margin: 6px 0'>"
+        if snap.optimizer == "sgd":
+            d = w_old - lr * g
+            body = (f"{eq}W<sub>new</sub> = W<sub>old</sub> − α·∂L/∂W<br>"
+                    f"&emsp;&emsp;= {fmt(w_old)} − {_factor(lr)}·{_factor(g)}<br>"
+                    f"&emsp;&emsp;= <b>{fmt(d)}</b></div>"
+                    f"<p style='margin:4px 0'>The weight moves against its gradient, by the learning rate α "
+                    f"= {fmt(lr)} times the gradient. The chip stored {fmt(w_new)}.</p>")
+            return head + body + (_ZERO_GRADIENT if g == 0 else "")
+        step = w_new - w_old
+        plain = -lr * g
+        rows = [("W<sub>old</sub>", fmt(w_old)), ("∂L/∂W", fmt(g)), ("α (learning rate)", fmt(lr)),
+                ("W<sub>new</sub> (after the step)", f"<b>{fmt(w_new)}</b>"),
+                ("step W<sub>new</sub> − W<sub>old</sub>", fmt(step)),
+                ("plain-SGD step −α·∂L/∂W, for comparison", fmt(plain))]
+        if snap.optimizer == "momentum":
+            rule = (f"{eq}v = μ·v<sub>prev</sub> − α·∂L/∂W &emsp;(μ = {fmt(momentum)})<br>"
+                    f"W<sub>new</sub> = W<sub>old</sub> + v</div>")
+            words = ("Momentum keeps a velocity v: each step is μ times the previous step plus −α times the "
+                     "new gradient, so steps grow while the gradient keeps its sign and shrink when it flips.")
+        else:
+            rule = (f"{eq}m = β₁·m + (1−β₁)·∂L/∂W, &ensp;v = β₂·v + (1−β₂)·(∂L/∂W)²<br>"
+                    f"W<sub>new</sub> = W<sub>old</sub> − α·m̂ / (√v̂ + ε)</div>")
+            words = ("Adam divides a running average of the gradient (m̂) by the running root-mean-square of "
+                     "the gradient (√v̂), so every weight moves by roughly α per step whatever its gradient's "
+                     "size (β₁ = 0.9, β₂ = 0.999, ε = 10⁻⁸; m̂, v̂ correct the averages' start at zero).")
+        table = "".join(f"<tr><td style='padding:1px 12px 1px 0'>{k}</td><td style='text-align:right;"
+                        f"font-family: monospace'>{v}</td></tr>" for k, v in rows)
+        ratio = f" The step is {fmt(step / plain, 3)}× the plain-SGD step." if plain != 0 else ""
+        return (head + rule + f"<table style='border-collapse:collapse'>{table}</table>"
+                f"<p style='margin:6px 0'>{words}{ratio}</p>" + (_ZERO_GRADIENT if g == 0 else ""))
+
+
+# ----------------------------------------------------------------------------------------------
+class BoundaryPlot(_LiveView):
+    """For a 2-D dataset: P(class 1) over the input plane with the train (filled) and test
+    (outlined) points on top; for other datasets a short note. Recomputed at most every
+    `refresh_s` seconds (the last change is always drawn, late)."""
+
+    refresh_s = param.Number(default=1.0, bounds=(0.0, None), doc="least time between two boundaries")
+    resolution = param.Integer(default=80, bounds=(10, 300), doc="grid points per axis")
+
+    def __init__(self, session: TrainingSession, **params):
+        self._result = None
+        self._drawn_raw = None
+        self._result_lock = threading.Lock()
+        self._throttle = _Throttle(params.get("refresh_s", 1.0), self._compute, self._served)
+        super().__init__(session, **params)
+
+    def _build(self):
+        self.image_source = ColumnDataSource({"image": [np.full((2, 2), 0.5)], "x": [-1.0], "y": [-1.0],
+                                              "dw": [2.0], "dh": [2.0]})
+        self.train_source = ColumnDataSource({"x": [], "y": [], "cls": [], "color": []})
+        self.test_source = ColumnDataSource({"x": [], "y": [], "cls": [], "color": []})
+        self.mapper = LinearColorMapper(palette=_diverging(CLASS_COLORS[0], CLASS_COLORS[1]), low=0, high=1)
+        self.fig = p = _figure("Decision boundary", "feature x₁", "feature x₂", height=440,
+                               x_range=Range1d(-1, 1), y_range=Range1d(-1, 1))
+        img = p.image(image="image", x="x", y="y", dw="dw", dh="dh", source=self.image_source,
+                      color_mapper=self.mapper, alpha=0.7)
+        self.boundary = p.contour([0, 1], [0, 1], np.array([[0.0, 1.0], [0.0, 1.0]]), [0.5], line_color=pal.INK,
+                                  line_width=2, line_dash="dashed", fill_color=None)
+        p.scatter("x", "y", source=self.train_source, size=7, fill_color="color", line_color=pal.INK,
+                  line_width=0.6)
+        p.scatter("x", "y", source=self.test_source, size=8, fill_color="white", fill_alpha=0.85,
+                  line_color="color", line_width=2.2)
+        # legend-only glyphs in grey: the class is told by colour (see the colour bar), the split by fill
+        # (one NaN point each: never drawn in the plot, but the legend needs a row to draw its glyph)
+        p.scatter([math.nan], [math.nan], size=7, fill_color="#777777", line_color=pal.INK, line_width=0.6,
+                  legend_label="train (filled)")
+        p.scatter([math.nan], [math.nan], size=8, fill_color="white", line_color="#777777", line_width=2.2,
+                  legend_label="test (outlined)")
+        p.add_tools(HoverTool(renderers=[img], tooltips=[("P(class 1)", "@image{0.000}"), ("x₁", "$x{0.00}"),
+                                                         ("x₂", "$y{0.00}")]))
+        p.add_layout(ColorBar(color_mapper=self.mapper, title="P(class 1)", width=12, title_text_font_size="10pt",
+                              major_label_text_font_size="9pt"), "right")
+        p.grid.visible = False
+        _style_legend(p)
+        p.legend[0].items.append(LegendItem(label="P = 0.5 (the boundary)", renderers=[self.boundary.line_renderer]))
+        _legend_outside(p, "below")
+        self._figures = [p]
+        self.note = pn.pane.Alert(BOUNDARY_NOTE, alert_type="info", visible=False, sizing_mode="stretch_width")
+        # visibility is toggled on a wrapping Column: a Bokeh pane's own `visible` is synced back
+        # from its figure and does not reliably return to True
+        self.pane = pn.Column(_pane(p), sizing_mode="stretch_width", margin=0)
+        return pn.Column(self.note, self.pane, sizing_mode="stretch_width")
+
+    def _start(self) -> None:
+        self._throttle()
+
+    def _on_snapshot(self, *events) -> None:
+        self._throttle()
+
+    def refresh(self) -> None:
+        """Recompute the boundary now."""
+        self._throttle.now()
+
+    def dispose(self) -> None:
+        self._throttle.close()
+        super().dispose()
+
+    def _compute(self) -> None:
+        s = self.session
+        with s.lock:
+            raw = s.trainer.raw_data
+            step = s.trainer.step_count
+        if raw.name not in TOYS or raw.x_train.shape[1] != 2:
+            result = None
+        else:
+            pts = np.concatenate([raw.x_train, raw.x_test])
+            lo, hi = pts.min(axis=0), pts.max(axis=0)
+            pad = 0.08 * (hi - lo)
+            lo, hi = lo - pad, hi + pad
+            n = self.resolution
+            gx, gy = np.linspace(lo[0], hi[0], n), np.linspace(lo[1], hi[1], n)
+            xx, yy = np.meshgrid(gx, gy)
+            probs = s.predict(np.stack([xx.ravel(), yy.ravel()], axis=1).astype(np.float32))
+            p1 = probs[:, 1] if probs.shape[1] > 1 else probs[:, 0]
+            result = {"raw": raw, "step": step, "gx": gx, "gy": gy, "p1": p1.reshape(n, n)}
+        with self._result_lock:
+            self._result = (raw.name, result)
+        self._schedule()
+
+    def _update(self) -> None:
+        with self._result_lock:
+            if self._result is None:
+                return
+            name, r = self._result
+        if r is None:
+            self.note.visible, self.pane.visible = True, False
+            self.note.object = BOUNDARY_NOTE + f" (The current dataset, {name}, has more than two inputs.)" \
+                if name != "mnist" else BOUNDARY_NOTE
+            return
+        self.note.visible, self.pane.visible = False, True
+        gx, gy, p1, raw = r["gx"], r["gy"], r["p1"], r["raw"]
+        dx, dy = gx[1] - gx[0], gy[1] - gy[0]
+        self.image_source.data = {"image": [p1], "x": [gx[0] - dx / 2], "y": [gy[0] - dy / 2],
+                                  "dw": [gx[-1] - gx[0] + dx], "dh": [gy[-1] - gy[0] + dy]}
+        self.boundary.set_data(contour_data(gx, gy, p1, [0.5], want_fill=False, want_line=True))
+        if self._drawn_raw is not raw:
+            self._drawn_raw = raw
+            for source, x, y in ((self.train_source, raw.x_train, raw.y_train),
+                                 (self.test_source, raw.x_test, raw.y_test)):
+                source.data = {"x": x[:, 0], "y": x[:, 1], "cls": y.astype(int),
+                               "color": [_class_color(int(c)) for c in y]}
+            _set_range(self.fig.x_range, gx[0] - dx / 2, gx[-1] + dx / 2)
+            _set_range(self.fig.y_range, gy[0] - dy / 2, gy[-1] + dy / 2)
+        snap = self.snapshot
+        acc = f" — test accuracy {snap.test_accuracy:.0%}" if snap and math.isfinite(snap.test_accuracy) else ""
+        self.fig.title.text = f"Decision boundary on {name}, step {r['step']}{acc}"
+
+
+def _share(x: float) -> str:
+    """A share as a percentage with enough digits that a small one does not read 0%."""
+    return f"{x:.0%}" if x >= 0.095 or x == 0 else f"{x:.1%}" if x >= 0.001 else "<0.1%"
+
+
+def _class_color(c: int) -> str:
+    return CLASS_COLORS[c] if c < len(CLASS_COLORS) else pal.OKABE_ITO[(c + 3) % len(pal.OKABE_ITO)]
+
+
+# ----------------------------------------------------------------------------------------------
+class LivePlots(pn.viewable.Viewer):
+    """All live plots of a session in tabs: training, gradient descent, utilisation, energy, roofline."""
+
+    session = param.ClassSelector(class_=TrainingSession, constant=True)
+    highlight_op = param.Integer(default=None, allow_None=True, doc="passed to the roofline")
+
+    def __init__(self, session: TrainingSession, **params):
+        super().__init__(session=session, **params)
+        self.loss = LossPlot(session)
+        self.boundary = BoundaryPlot(session)
+        self.descent = DescentPlot(session)
+        self.utilization = UtilizationPlot(session)
+        self.energy = EnergyPlot(session)
+        self.roofline = RooflinePlot(session, highlight_op=self.highlight_op)
+        self.param.watch(lambda e: setattr(self.roofline, "highlight_op", e.new), "highlight_op")
+        self.views = (self.loss, self.boundary, self.descent, self.utilization, self.energy, self.roofline)
+        self._tabs = pn.Tabs(
+            ("Training", pn.Row(pn.Column(self.loss, sizing_mode="stretch_width"),
+                                pn.Column(self.boundary, sizing_mode="stretch_width"), sizing_mode="stretch_width")),
+            ("Gradient descent", self.descent),
+            ("Utilisation", self.utilization),
+            ("Energy", self.energy),
+            ("Roofline", self.roofline),
+            dynamic=False, sizing_mode="stretch_width", tabs_location="above",
+        )
+        if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+            pn.state.on_session_destroyed(lambda ctx: self.dispose())
+
+    def __panel__(self):
+        return self._tabs
+
+    def dispose(self) -> None:
+        for v in self.views:
+            v.dispose()
