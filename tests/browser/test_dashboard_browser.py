@@ -8,8 +8,8 @@ APP = Path(__file__).resolve().parents[2] / "app.py"
 
 
 @pytest.fixture
-def app_url(serve):
-    return serve(APP)
+def app_url(serve, artifacts):
+    return serve(APP, log_path=artifacts / "app-server.log")
 
 
 def open_app(browser, url, page_errors, width=1600, height=1000):
