@@ -168,3 +168,16 @@ def test_session_close_stops_the_worker():
     s.close()
     assert not s._worker.is_alive()
     assert not math.isnan(s.snapshot.test_loss)
+
+
+def test_displays_in_a_notebook():
+    """The same app object renders as a notebook output (Panel's mime bundle)."""
+    import panel as pn
+
+    pn.extension()
+    d = Dashboard()
+    try:
+        data, _metadata = d._repr_mimebundle_()
+        assert "application/vnd.holoviews_exec.v0+json" in data and "text/html" in data
+    finally:
+        d.session.close()
