@@ -34,6 +34,7 @@ BACKWARD = VERMILLION
 INK = "#1A1A1A"
 MOVING = BLUISH_GREEN  # the moving operand's markers at the array's edges
 OUTPUT = BLUE  # results leaving the array
+STATIONARY = BLUE  # the operand that stays in the PEs (corner marks)
 HIGHLIGHT = BLACK
 SELECTED = BLUE
 GRID = "#FFFFFF"
@@ -41,5 +42,5 @@ GRID = "#FFFFFF"
 __all__ = [
     "BLACK", "ORANGE", "SKY_BLUE", "BLUISH_GREEN", "YELLOW", "BLUE", "VERMILLION", "REDDISH_PURPLE", "OKABE_ITO",
     "IDLE", "MAC", "PRELOAD", "STALL", "STATE_COLORS", "STATE_LABELS", "FORWARD", "BACKWARD", "INK", "MOVING",
-    "OUTPUT", "HIGHLIGHT", "SELECTED", "GRID",
+    "OUTPUT", "STATIONARY", "HIGHLIGHT", "SELECTED", "GRID",
 ]

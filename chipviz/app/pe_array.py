@@ -87,10 +87,12 @@ def _with_history(values: np.ndarray, trace_start: int, start: int, stop: int, h
 
 
 def pack_window(trace: Trace, start: int, stop: int, *, total_cycles: int, psum_scale: float | None = None,
-                max_bytes: int = MAX_BATCH_BYTES, follow: bool = False) -> bytes:
+                stationary_scale: float | None = None, max_bytes: int = MAX_BATCH_BYTES,
+                follow: bool = False) -> bytes:
     """Cycles [start, stop) of `trace` (GEMM cycle numbers) as one payload for the browser.
 
-    follow=True marks a continuation of the batch being played: a browser already playing a
+    psum_scale / stationary_scale are the magnitudes drawn full size (default: the window's
+    largest); follow=True marks a continuation of the batch being played: a browser already playing a
     cycle inside the new window keeps going from there instead of jumping to ``cycle``.
     """
     rows, cols = int(trace.state.shape[1]), int(trace.state.shape[2])
@@ -131,11 +133,14 @@ def pack_window(trace: Trace, start: int, stop: int, *, total_cycles: int, psum_
             f"(about {max(1, max_bytes // max(1, offset // n)):,} cycles)")
     if psum_scale is None:
         psum_scale = float(np.abs(trace.psum[a:b]).max()) if n else 0.0
+    if stationary_scale is None:
+        stationary_scale = float(np.abs(trace.stationary[a:b]).max()) if n else 0.0
     header = {
         "version": FORMAT_VERSION, "rows": rows, "cols": cols, "dataflow": trace.dataflow,
         "start": int(start), "n": int(n), "hist": int(hist), "total_cycles": int(total_cycles),
         "n_folds": int(len(trace.tiles)), "tiles": np.asarray(trace.tiles, np.int64).tolist(),
-        "roles": dict(trace.roles), "psum_scale": float(psum_scale) or 1.0, "follow": bool(follow),
+        "roles": dict(trace.roles), "psum_scale": float(psum_scale) or 1.0,
+        "stationary_scale": float(stationary_scale) or 1.0, "follow": bool(follow),
         "planes": layout,
     }
     text = json.dumps(header, separators=(",", ":")).encode()
@@ -186,7 +191,8 @@ def pe_operands(trace: Trace, cycle: int, i: int, j: int) -> dict[str, int | Non
     """
     t = cycle - trace.start
     if not 0 <= t < trace.n_cycles:
-        raise ValueError(f"cycle {cycle} is outside the trace (cycles {trace.start}..{trace.start + trace.n_cycles - 1})")
+        last = trace.start + trace.n_cycles - 1
+        raise ValueError(f"cycle {cycle} is outside the trace (cycles {trace.start}..{last})")
     fold = int(trace.fold[t])
     r0, _, c0, _ = (int(v) for v in trace.tiles[fold])
 
@@ -237,6 +243,7 @@ const CTOR = { u1: Uint8Array, i1: Int8Array, i2: Int16Array, i4: Int32Array, f4
 const REG = ["psum", "stationary", "from_left", "from_top"];
 const STATUS_PART = /^\s*(fold\s+\d+\s+of\s+\d+|cycle\s+\d+\s+of\s+\d+)\s*$/i;
 const DIM_DEFAULT = __DIMS__;
+const STATE_RGB = PAL.states.map((h) => [1, 3, 5].map((k) => parseInt(h.slice(k, k + 2), 16)));
 
 function toArrayBuffer(v) {
   if (v == null) return null;
@@ -317,6 +324,9 @@ export function render({ model, el: host }) {
   root.append(caption, bar, wrap, legend, edges);
   host.append(root);
   const ctx = canvas.getContext("2d");
+  const cellCanvas = document.createElement("canvas");
+  const cellCtx = cellCanvas.getContext("2d");
+  let cellImg = null;
 
   let data = null;          // decoded batch
   let cur = model.cycle;    // cycle shown
@@ -328,7 +338,7 @@ export function render({ model, el: host }) {
   let geo = null;           // layout of the last draw
   let highlightSet = new Set();
   let dirty = true;
-  let lastCorner = null;
+  let lastLegendKey = null;
 
   const R = () => (data ? data.R : model.rows);
   const C = () => (data ? data.C : model.cols);
@@ -360,7 +370,8 @@ export function render({ model, el: host }) {
       const want = keep ? cur : pending != null ? pending : model.cycle;
       cur = inBatch(want) ? want : data.h.start;
       pending = null;
-      if (cur !== model.cycle) writeCycle(true);
+      // the same patch may still carry a new `cycle`: reconcile once it has been applied
+      setTimeout(() => { if (pending == null && data && cur !== model.cycle) writeCycle(true); }, 0);
     }
     buildLegend();
     dirty = true;
@@ -381,7 +392,7 @@ export function render({ model, el: host }) {
     s = Math.max(s, 3);
     const gw = s * cols, gh = s * rows;
     return { s, ml, mt, mb, mr, idxW, stripW, gw, gh, W: ml + gw + mr, H: mt + gh + mb,
-             text: big && s >= 18, corner: big && s >= 40 };
+             text: big && s >= 18, corner: big && s >= 40, statMark: !(big && s >= 40) && s >= 16 };
   }
 
   function resize() {
@@ -393,8 +404,30 @@ export function render({ model, el: host }) {
       canvas.style.width = geo.W + "px"; canvas.style.height = geo.H + "px";
     }
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-    if (geo.corner !== lastCorner) { lastCorner = geo.corner; buildLegend(); }
+    Object.assign(canvas.dataset, { x0: geo.ml, y0: geo.mt, cell: geo.s, rows: R(), cols: C() });  // for tests
+    const legendKey = `${geo.corner}|${geo.statMark}`;
+    if (legendKey !== lastLegendKey) { lastLegendKey = legendKey; buildLegend(); }
     dirty = true;
+  }
+
+  const sprites = new Map();
+  function sprite(dir, ms) {   // a moving-operand triangle pointing right or down, ms = half its height
+    const dpr = window.devicePixelRatio || 1, key = `${dir}|${ms}|${dpr}`;
+    if (sprites.has(key)) return sprites.get(key);
+    const cssW = ms * 1.2 + 2, cssH = 2 * ms + 2, c = document.createElement("canvas");
+    const [W, H] = dir === "right" ? [cssW, cssH] : [cssH, cssW];
+    c.width = Math.ceil(W * dpr); c.height = Math.ceil(H * dpr);
+    const g = c.getContext("2d");
+    g.scale(dpr, dpr);
+    g.beginPath();
+    if (dir === "right") { g.moveTo(1, 1); g.lineTo(1 + ms * 1.2, 1 + ms); g.lineTo(1, 1 + 2 * ms); }
+    else { g.moveTo(1, 1); g.lineTo(1 + ms, 1 + ms * 1.2); g.lineTo(1 + 2 * ms, 1); }
+    g.closePath();
+    g.fillStyle = PAL.moving; g.fill();
+    if (ms >= 3.5) { g.lineWidth = 0.75; g.strokeStyle = "#ffffff"; g.stroke(); }
+    const out = Object.assign(c, { cssW, cssH });
+    sprites.set(key, out);
+    return out;
   }
 
   // ---- per-cycle accessors ----------------------------------------------------------
@@ -434,15 +467,24 @@ export function render({ model, el: host }) {
     const fold = data ? foldAt(t) : -1;
     const tile = data && fold >= 0 ? data.h.tiles[fold] : null;
     const st = data ? data.arr.state : null, off = t * rows * cols;
-    // cells by state
-    for (let k = 0; k < 4; k++) {
+    // cells by state: one pixel per PE in an offscreen image, scaled up without smoothing
+    if (!cellImg || cellImg.width !== cols || cellImg.height !== rows) {
+      cellCanvas.width = cols; cellCanvas.height = rows;
+      cellImg = cellCtx.createImageData(cols, rows);
+    }
+    const px = cellImg.data;
+    for (let q = 0; q < rows * cols; q++) {
+      const rgb = STATE_RGB[st ? st[off + q] & 3 : 0];
+      px[4 * q] = rgb[0]; px[4 * q + 1] = rgb[1]; px[4 * q + 2] = rgb[2]; px[4 * q + 3] = 255;
+    }
+    cellCtx.putImageData(cellImg, 0, 0);
+    ctx.imageSmoothingEnabled = false;
+    ctx.drawImage(cellCanvas, x0, y0, g.gw, g.gh);
+    if (gap) {   // white grid lines between the cells
       ctx.beginPath();
-      for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) {
-        const v = st ? st[off + i * cols + j] : 0;
-        if (v === k) ctx.rect(x0 + j * s, y0 + i * s, s - gap, s - gap);
-      }
-      ctx.fillStyle = PAL.states[k];
-      ctx.fill();
+      for (let j = 1; j <= cols; j++) { ctx.moveTo(x0 + j * s - 0.5, y0); ctx.lineTo(x0 + j * s - 0.5, y0 + g.gh); }
+      for (let i = 1; i <= rows; i++) { ctx.moveTo(x0, y0 + i * s - 0.5); ctx.lineTo(x0 + g.gw, y0 + i * s - 0.5); }
+      ctx.lineWidth = 1; ctx.strokeStyle = "#ffffff"; ctx.stroke();
     }
     let macs = 0;
     if (data) {
@@ -463,25 +505,34 @@ export function render({ model, el: host }) {
       ctx.fill(neg);
       ctx.lineWidth = 1; ctx.strokeStyle = PAL.ink;
       ctx.stroke(neg);
+      // stationary operand (ws, is): a blue square in the top-right corner, size = |value|,
+      // filled when > 0 and hollow when < 0 (os keeps C there, already drawn as psum)
+      if (data.h.dataflow !== "os" && g.statMark) {
+        const sscale = data.h.stationary_scale || 1, big = (s - gap) * 0.34;
+        const spos = new Path2D(), sneg = new Path2D();
+        for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) {
+          const v = reg("stationary", t, i, j);
+          if (v === 0) continue;
+          const side = Math.max(2, big * Math.sqrt(Math.min(1, Math.abs(v) / sscale)));
+          (v > 0 ? spos : sneg).rect(x0 + (j + 1) * s - gap - side - 1, y0 + i * s + 1, side, side);
+        }
+        ctx.fillStyle = PAL.stationary; ctx.fill(spos);
+        ctx.fillStyle = "#ffffff"; ctx.fill(sneg);
+        ctx.lineWidth = 1; ctx.strokeStyle = PAL.stationary; ctx.stroke(sneg);
+      }
       // moving operands: a triangle at the left of each PE holding one (and at the top for os)
+      // (drawn as pre-rendered sprites: one path of thousands of triangles rasterises slowly)
       const ms = Math.max(2.5, Math.min(7, s * 0.2));
-      const tri = new Path2D();
+      const right = sprite("right", ms), down = data.h.dataflow === "os" ? sprite("down", ms) : null;
+      const w = right.cssW, h = right.cssH;
       for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) {
         const e = enteredLeft(t, i, j);
-        if (e != null && e >= 0) {
-          const x = x0 + j * s + 1, y = y0 + i * s + (s - gap) / 2;
-          tri.moveTo(x, y - ms); tri.lineTo(x + ms * 1.2, y); tri.lineTo(x, y + ms); tri.closePath();
-        }
-        if (data.h.dataflow === "os") {
+        if (e != null && e >= 0) ctx.drawImage(right, x0 + j * s, y0 + i * s + (s - gap) / 2 - h / 2, w, h);
+        if (down) {
           const e2 = enteredTop(t, i, j);
-          if (e2 != null && e2 >= 0) {
-            const x = x0 + j * s + (s - gap) / 2, y = y0 + i * s + 1;
-            tri.moveTo(x - ms, y); tri.lineTo(x, y + ms * 1.2); tri.lineTo(x + ms, y); tri.closePath();
-          }
+          if (e2 != null && e2 >= 0) ctx.drawImage(down, x0 + j * s + (s - gap) / 2 - h / 2, y0 + i * s, h, w);
         }
       }
-      ctx.fillStyle = PAL.moving; ctx.fill(tri);
-      ctx.lineWidth = 0.75; ctx.strokeStyle = "#ffffff"; ctx.stroke(tri);
       // stationary value in the corner (big cells only)
       if (g.corner) {
         ctx.font = "10px system-ui, sans-serif"; ctx.textBaseline = "top"; ctx.textAlign = "right";
@@ -524,6 +575,7 @@ export function render({ model, el: host }) {
     drawEdges(t);
     updateText(macs, fold);
     window.__chipviz_frames = (window.__chipviz_frames || 0) + 1;   // read by tests and benchmarks
+    window.__chipviz_cycle = cur;
     window.__chipviz_draw_ms = (window.__chipviz_draw_ms || 0) + (performance.now() - t0);
   }
 
@@ -577,7 +629,10 @@ export function render({ model, el: host }) {
       const y = y0 + i * s;
       ctx.fillStyle = PAL.moving;
       ctx.fillRect(sx, y + 1, g.stripW - 1, Math.max(2, s - 3));
-      if (g.text) { ctx.fillStyle = "#fff"; label(`${streamed}${v}→`, `${v}`, sx + g.stripW / 2, y + s / 2, g.stripW - 2); }
+      if (g.text) {
+        ctx.fillStyle = "#fff";
+        label(`${streamed}${v}→`, `${v}`, sx + g.stripW / 2, y + s / 2, g.stripW - 2);
+      }
     }
     const topH = g.text ? 16 : 8;
     for (let j = 0; j < cols; j++) {           // top edge: preload rows (ws/is) or B's elements (os)
@@ -586,7 +641,10 @@ export function render({ model, el: host }) {
       const x = x0 + j * s;
       ctx.fillStyle = df === "os" ? PAL.moving : PAL.preload;
       ctx.fillRect(x + 1, ty, Math.max(2, s - 3), topH);
-      if (g.text) { ctx.fillStyle = df === "os" ? "#fff" : PAL.ink; label(`k${v}↓`, `${v}`, x + s / 2, ty + topH / 2, s - 4); }
+      if (g.text) {
+        ctx.fillStyle = df === "os" ? "#fff" : PAL.ink;
+        label(`k${v}↓`, `${v}`, x + s / 2, ty + topH / 2, s - 4);
+      }
     }
     const botH = g.text ? 16 : 8;
     for (let j = 0; j < cols; j++) {           // bottom edge: outputs leaving (ws/is)
@@ -609,7 +667,8 @@ export function render({ model, el: host }) {
     if (data && fold >= 0) parts.push(`fold ${fold + 1} of ${nf}`);
     if (data) parts.push(`cycle ${cur + 1} of ${total}`);
     capText.textContent = cap;
-    capLive.textContent = (cap && parts.length ? " · " : "") + (parts.length ? parts.join(" · ") : (cap ? "" : "no trace loaded"));
+    const live = parts.length ? parts.join(" · ") : (cap ? "" : "no trace loaded");
+    capLive.textContent = (cap && parts.length ? " · " : "") + live;
     const rc = R() * C();
     let msg = data ? `${macs} of ${rc} PEs doing a MAC` : "";
     if (waiting) msg += " · loading the next cycles…";
@@ -635,7 +694,8 @@ export function render({ model, el: host }) {
     add("rgba(26,26,26,0.62)", "psum > 0 (size = |psum|)", { width: "9px", height: "9px" });
     add("#ffffff", "psum < 0", { width: "9px", height: "9px", border: "1px solid #1a1a1a" });
     const mv = el("span", "cv-leg");
-    const triSvg = `<svg width="12" height="12" style="vertical-align:-2px;margin-right:4px"><path d="M2 1 L11 6 L2 11 Z" fill="${PAL.moving}"/></svg>`;
+    const triSvg = `<svg width="12" height="12" style="vertical-align:-2px;margin-right:4px">` +
+                   `<path d="M2 1 L11 6 L2 11 Z" fill="${PAL.moving}"/></svg>`;
     mv.innerHTML = triSvg;
     mv.append(document.createTextNode("moving operand in the PE"));
     legend.append(mv);
@@ -648,6 +708,9 @@ export function render({ model, el: host }) {
                          : `Top edge: ${r.top_in} (sky blue). Bottom edge: ${r.bottom_out} leaves (blue).`;
       if (geo && geo.corner) txt += df !== "os" ? ` Corner number: the stationary ${r.stationary} value.`
                                                  : " Corner number: the accumulated C value.";
+      else if (df !== "os" && geo && geo.statMark) {
+        txt += ` Blue corner square: the stationary ${r.stationary} value (size = |value|, hollow < 0).`;
+      }
       txt += " Hover a PE for its registers; click to select it.";
       edges.textContent = txt;
     } else edges.textContent = "";
@@ -693,7 +756,7 @@ export function render({ model, el: host }) {
       const elem = kk == null || kk < 0 ? "" : (df === "ws" ? ` B[${kk}, ${n}]` : ` A[${m}, ${kk}]`);
       what = `preloading the stationary operand${elem}: it shifts down one row per cycle`;
     } else if (state === 3) what = "stalled: the array waits for memory";
-    else what = "idle: no operand pair meets here this cycle (filling or draining)";
+    else what = "idle: no operand pair meets here this cycle (the pipeline is preloading, filling or draining)";
     lines.push(what);
     return lines.join("<br>");
   }
@@ -766,7 +829,9 @@ export function render({ model, el: host }) {
       acc += ((ts - lastT) / 1000) * model.fps;
       lastT = ts;
       if (acc > 4) acc = 4;   // after a hidden tab or a slow frame, do not race to catch up
-      const k = Math.floor(acc);
+      // a quarter-cycle tolerance keeps fps ≈ the display rate from beating against rAF jitter
+      // (0 cycles one frame, 2 the next); acc may dip below 0, so the long-run rate stays fps
+      const k = Math.floor(acc + 0.25);
       if (k > 0) { acc -= k; advance(k); }
     } else { lastT = null; acc = 0; }
     if (dirty) draw();
@@ -775,6 +840,7 @@ export function render({ model, el: host }) {
   function schedule() { if (rafId == null) rafId = requestAnimationFrame(tick); }
 
   bPlay.addEventListener("click", () => {
+    if (!data) return;
     if (!model.playing && data && cur >= data.end - 1 && data.end >= data.h.total_cycles) {
       cur = data.h.start; writeCycle(true);   // replay from the start of the batch
     }
@@ -801,7 +867,10 @@ export function render({ model, el: host }) {
     if (inBatch(c)) { cur = c; pending = null; waiting = false; dirty = true; schedule(); }
     else pending = c;
   });
-  model.on("playing", () => { waiting = false; lastT = null; dirty = true; schedule(); if (!model.playing) writeCycle(true); });
+  model.on("playing", () => {
+    waiting = false; lastT = null; dirty = true; schedule();
+    if (!model.playing) writeCycle(true);
+  });
   model.on("fps", syncFps);
   model.on("show_controls", () => { syncControls(); resize(); schedule(); });
   model.on(["caption", "selected_pe", "labels", "total_cycles"], () => { dirty = true; schedule(); });
@@ -828,6 +897,7 @@ def _render_esm_source() -> str:
     pal = {
         "states": list(palette.STATE_COLORS), "labels": list(palette.STATE_LABELS), "ink": palette.INK,
         "moving": palette.MOVING, "output": palette.OUTPUT, "preload": palette.PRELOAD,
+        "stationary": palette.STATIONARY,
         "highlight": palette.HIGHLIGHT, "selected": palette.SELECTED,
     }
     return _ESM.replace("__PALETTE__", json.dumps(pal)).replace("__DIMS__", json.dumps(DIMENSION_LABELS))
@@ -883,7 +953,7 @@ class PEArrayView(JSComponent):
         params.setdefault("min_height", 300)
         super().__init__(**params)
         self._trace: Trace | None = None
-        self._scale: tuple[Trace | None, float] = (None, 1.0)
+        self._scale: tuple[Trace | None, tuple[float, float]] = (None, (1.0, 1.0))
         self._window = 0
 
     # ---- loading -------------------------------------------------------------------
@@ -899,7 +969,8 @@ class PEArrayView(JSComponent):
 
     def load_trace(self, trace: Trace, start: int | None = None, stop: int | None = None, *,
                    labels: dict[str, str] | None = None, total_cycles: int | None = None,
-                   cycle: int | None = None, caption: str | None = None, _follow: bool = False) -> None:
+                   cycle: int | None = None, caption: str | None = None, _follow: bool = False,
+                   _internal: bool = False) -> None:
         """Send cycles [start, stop) of `trace` (GEMM cycle numbers) to the browser.
 
         start defaults to the trace's first cycle, stop to a window of about `batch_bytes`
@@ -914,12 +985,15 @@ class PEArrayView(JSComponent):
             raise ValueError("the trace is empty: run gemm(..., engine='cycle', trace_window=(start, stop))")
         lo, hi = trace.start, trace.start + trace.n_cycles
         rows, cols = int(trace.state.shape[1]), int(trace.state.shape[2])
-        start = lo if start is None else _whole(start, "start")
+        start = lo if start is None else _whole(start, "start", allow_negative=True)
         if not lo <= start < hi:
             raise ValueError(f"start={start} is outside the trace, which holds cycles {lo}..{hi - 1}")
         if stop is None:
-            stop = min(hi, start + default_batch_cycles(rows, cols, trace.dataflow, self.batch_bytes))
-        stop = _whole(stop, "stop")
+            nominal = default_batch_cycles(rows, cols, trace.dataflow, self.batch_bytes)
+            stop = min(hi, start + nominal)
+        else:
+            stop = _whole(stop, "stop", allow_negative=True)
+            nominal = stop - start
         if not start < stop <= hi:
             raise ValueError(f"stop={stop} must satisfy start < stop <= {hi} (start={start}; the trace holds "
                              f"cycles {lo}..{hi - 1})")
@@ -933,12 +1007,14 @@ class PEArrayView(JSComponent):
             unknown = set(labels) - set("MKN")
             if unknown:
                 raise ValueError(f"labels keys must be among M, K, N; got {sorted(unknown)}")
-        if self._scale[0] is not trace:
-            self._scale = (trace, float(np.abs(trace.psum).max()) if trace.psum.size else 1.0)
-        payload = pack_window(trace, start, stop, total_cycles=total, psum_scale=self._scale[1], follow=_follow)
+        if self._scale[0] is not trace:  # drawn sizes are relative to the whole trace, not to one batch
+            self._scale = (trace, (float(np.abs(trace.psum).max()), float(np.abs(trace.stationary).max())))
+        payload = pack_window(trace, start, stop, total_cycles=total, psum_scale=self._scale[1][0],
+                              stationary_scale=self._scale[1][1], follow=_follow)
         show = cycle if cycle is not None and start <= cycle < stop else start
         self._trace = trace
-        self._window = stop - start
+        if not _internal:  # the window length later seeks and hand-overs reuse
+            self._window = max(1, nominal)
         update: dict[str, Any] = dict(rows=rows, cols=cols, dataflow=trace.dataflow, frames=payload,
                                       start_cycle=start, n_cycles=stop - start, total_cycles=total, cycle=show,
                                       at_end=show == stop - 1)
@@ -959,7 +1035,7 @@ class PEArrayView(JSComponent):
     def seek(self, cycle: int) -> int:
         """Show GEMM cycle `cycle`, sending a new window of the held trace if the batch lacks it."""
         trace = self._require_trace()
-        cycle = _whole(cycle, "cycle")
+        cycle = _whole(cycle, "cycle", allow_negative=True)
         lo, hi = trace.start, trace.start + trace.n_cycles
         if not lo <= cycle < hi:
             raise ValueError(f"cycle {cycle} is outside the loaded trace, which holds cycles {lo}..{hi - 1}")
@@ -969,8 +1045,9 @@ class PEArrayView(JSComponent):
             length = max(self._window, 1)
             # forward: the window starts at cycle; backward: it ends just after cycle, so stepping
             # back keeps finding earlier cycles without the shown one being the batch's last
-            start = cycle if cycle >= self.batch_stop else max(lo, cycle - length + 2)
-            self.load_trace(trace, start, min(hi, start + length), total_cycles=self.total_cycles, cycle=cycle)
+            start = cycle if cycle >= self.batch_stop else max(lo, min(cycle, cycle - length + 2))
+            self.load_trace(trace, start, min(hi, max(start + length, cycle + 1)), total_cycles=self.total_cycles,
+                            cycle=cycle, _internal=True)
         return self.cycle
 
     def step(self, n: int = 1) -> int:
@@ -1032,7 +1109,7 @@ class PEArrayView(JSComponent):
             return False
         start = self.cycle  # the shown cycle stays inside the new batch, so playback runs on
         self.load_trace(trace, start, min(hi, start + max(self._window, 2)), total_cycles=self.total_cycles,
-                        cycle=start, _follow=True)
+                        cycle=start, _follow=True, _internal=True)
         return True
 
     @param.depends("at_end", watch=True)
@@ -1068,4 +1145,5 @@ def _whole(value, name: str, allow_negative: bool = False) -> int:
     return int(value)
 
 
-__all__ = ["PEArrayView", "pack_window", "unpack_payload", "pe_operands", "default_batch_cycles", "bytes_per_cycle", "strip_status"]
+__all__ = ["PEArrayView", "pack_window", "unpack_payload", "pe_operands", "default_batch_cycles", "bytes_per_cycle",
+           "strip_status"]

@@ -1,0 +1,333 @@
+"""PEArrayView without a browser: payload packing, navigation, batch hand-over and bad inputs."""
+from __future__ import annotations
+
+import json
+import struct
+
+import numpy as np
+import pytest
+
+from chipviz.app import palette
+from chipviz.app.pe_array import (
+    MAGIC, PEArrayView, bytes_per_cycle, default_batch_cycles, pack_window, pe_operands, strip_status,
+    unpack_payload,
+)
+from chipviz.chip import ChipConfig, gemm
+from chipviz.chip.cycle import ROLES
+
+DATAFLOWS = ("ws", "is", "os")
+
+
+def run(dataflow, rows=4, cols=4, m=6, k=9, n=7, window=(0, 10**9), seed=0):
+    rng = np.random.default_rng(seed)
+    a = rng.integers(-4, 5, (m, k)).astype(np.float32)
+    b = rng.integers(-4, 5, (k, n)).astype(np.float32)
+    res = gemm(a, b, ChipConfig(rows=rows, cols=cols, dataflow=dataflow), engine="cycle", trace_window=window)
+    return a, b, res.trace, res.stats.cycles
+
+
+def pack_all(tr):
+    return pack_window(tr, tr.start, tr.start + tr.n_cycles, total_cycles=tr.start + tr.n_cycles)
+
+
+@pytest.fixture(params=DATAFLOWS)
+def traced(request):
+    return run(request.param)
+
+
+# ---- payload ---------------------------------------------------------------------------
+
+def test_payload_layout_is_magic_header_then_aligned_planes(traced):
+    _, _, tr, _ = traced
+    view = PEArrayView()
+    view.load_trace(tr)
+    raw = view.frames
+    assert raw[:4] == MAGIC
+    (hlen,) = struct.unpack_from("<I", raw, 4)
+    assert (8 + hlen) % 8 == 0
+    header = json.loads(raw[8:8 + hlen])
+    data_len = 0
+    for spec in header["planes"].values():
+        if "alias" in spec:
+            continue
+        assert spec["offset"] % 8 == 0
+        nbytes = int(np.prod(spec["shape"])) * int(spec["dtype"][1])
+        data_len = max(data_len, spec["offset"] + -(-nbytes // 8) * 8)
+    assert len(raw) == 8 + hlen + data_len
+    # one plane read by hand, without unpack_payload: the state bytes of cycle 0
+    st = header["planes"]["state"]
+    first = np.frombuffer(raw, np.uint8, tr.state[0].size, 8 + hlen + st["offset"])
+    assert np.array_equal(first.reshape(tr.state[0].shape), tr.state[0])
+
+
+@pytest.mark.parametrize("dataflow", DATAFLOWS)
+@pytest.mark.parametrize("window", [None, (3, 17), (20, 21)])
+def test_payload_decodes_to_the_trace_window(dataflow, window):
+    _, _, tr, total = run(dataflow)
+    view = PEArrayView()
+    start, stop = window if window else (None, None)
+    view.load_trace(tr, start, stop)
+    start = tr.start if start is None else start
+    stop = view.start_cycle + view.n_cycles
+    header, arr = unpack_payload(view.frames)
+    a, b = start - tr.start, stop - tr.start
+    assert (header["rows"], header["cols"], header["dataflow"]) == (4, 4, dataflow)
+    assert (header["start"], header["n"], header["total_cycles"]) == (start, stop - start, total)
+    assert header["n_folds"] == len(tr.tiles) and header["tiles"] == tr.tiles.tolist()
+    assert header["roles"] == ROLES[dataflow]
+    assert header["psum_scale"] == pytest.approx(float(np.abs(tr.psum).max()))
+    assert header["stationary_scale"] == pytest.approx(float(np.abs(tr.stationary).max()))
+    for name in ("state", "psum", "stationary", "from_left", "from_top", "bottom_out"):
+        assert arr[name].shape == getattr(tr, name)[a:b].shape, name
+        assert np.array_equal(arr[name], getattr(tr, name)[a:b]), name
+    hist = header["hist"]
+    assert hist == 3
+    for name in ("fold", "left_in", "top_in"):
+        got, want = arr[name], getattr(tr, name)
+        assert got.shape[0] == stop - start + hist
+        assert np.array_equal(got[hist:], want[a:b]), name
+        for back in range(1, hist + 1):  # cycles before the window: from the trace, or -1 before it
+            row = got[hist - back]
+            expect = want[a - back] if a - back >= 0 else np.full_like(want[0], -1)
+            assert np.array_equal(row, expect), (name, back)
+
+
+def test_register_planes_are_deduplicated_and_aliased():
+    _, _, tr, _ = run("ws", m=30)
+    header, _ = unpack_payload(pack_all(tr))
+    planes = header["planes"]
+    n = header["n"]
+    assert planes["stationary.frames"]["shape"][0] < n // 4  # weights sit still while A streams
+    assert planes["from_top.frames"]["shape"][0] == 1  # ws never moves anything down but preload
+    _, _, tr_os, _ = run("os")
+    header, arr = unpack_payload(pack_all(tr_os))
+    assert header["planes"]["stationary"] == {"alias": "psum"}  # os keeps C in place: same register
+    assert np.array_equal(arr["stationary"], tr_os.stationary)
+
+
+def test_pack_refuses_an_oversized_batch():
+    _, _, tr, total = run("ws")
+    with pytest.raises(ValueError, match=r"MiB.*shorter window"):
+        pack_window(tr, 0, tr.n_cycles, total_cycles=total, max_bytes=1000)
+
+
+def test_unpack_rejects_foreign_bytes():
+    with pytest.raises(ValueError, match="CVPA"):
+        unpack_payload(b"not a payload")
+
+
+def test_batch_size_follows_the_byte_budget():
+    assert bytes_per_cycle(32, 32, "os") > bytes_per_cycle(32, 32, "ws") > bytes_per_cycle(16, 16, "ws")
+    assert default_batch_cycles(8, 8, "ws") == 600  # capped
+    assert default_batch_cycles(64, 64, "ws") < default_batch_cycles(32, 32, "ws") < 600
+    assert default_batch_cycles(256, 256, "os") == 16  # floor
+    _, _, tr, _ = run("ws", rows=4, cols=4, m=40)
+    view = PEArrayView(batch_bytes=4096)
+    view.load_trace(tr)
+    assert view.n_cycles == default_batch_cycles(4, 4, "ws", 4096) < tr.n_cycles
+
+
+# ---- what the tooltip says --------------------------------------------------------------
+
+@pytest.mark.parametrize("dataflow", DATAFLOWS)
+def test_pe_operands_name_the_elements_in_each_mac(dataflow):
+    a, b, tr, _ = run(dataflow, m=7, k=9, n=6, seed=3)
+    macs = np.argwhere(tr.state == 1)
+    assert len(macs) == 7 * 9 * 6  # every product exactly once
+    seen = set()
+    for c, i, j in macs:
+        ix = pe_operands(tr, int(c) + tr.start, int(i), int(j))
+        m, k, n = ix["m"], ix["k"], ix["n"]
+        r0 = int(tr.tiles[tr.fold[c]][0])
+        if dataflow == "ws":
+            assert (tr.stationary[c, i, j], tr.from_left[c, i, j]) == (b[k, n], a[m, k])
+            assert tr.psum[c, i, j] == a[m, r0:k + 1] @ b[r0:k + 1, n]  # partial sum down the column
+        elif dataflow == "is":
+            assert (tr.stationary[c, i, j], tr.from_left[c, i, j]) == (a[m, k], b[k, n])
+            assert tr.psum[c, i, j] == a[m, r0:k + 1] @ b[r0:k + 1, n]
+        else:
+            assert ix["k_top"] == k
+            assert (tr.from_left[c, i, j], tr.from_top[c, i, j]) == (a[m, k], b[k, n])
+            assert tr.psum[c, i, j] == a[m, :k + 1] @ b[:k + 1, n]  # accumulated in place
+        seen.add((m, k, n))
+    assert len(seen) == 7 * 9 * 6
+
+
+def test_pe_operands_before_a_windowed_trace_is_unknown():
+    _, _, tr, _ = run("ws", window=(8, 30))
+    assert tr.start == 8
+    assert pe_operands(tr, 8, 0, 2)["m"] is None  # the element entered at cycle 6, not recorded
+    with pytest.raises(ValueError, match="outside the trace"):
+        pe_operands(tr, 7, 0, 0)
+
+
+# ---- loading and navigation ---------------------------------------------------------------
+
+def test_load_trace_sets_the_view_params():
+    _, _, tr, total = run("is", rows=4, cols=4)
+    view = PEArrayView(selected_pe=(7, 7))
+    view.load_trace(tr, 5, 15, labels={"K": "input features"}, caption="layer 1 · forward", cycle=9)
+    assert (view.rows, view.cols, view.dataflow) == (4, 4, "is")
+    assert (view.start_cycle, view.n_cycles, view.total_cycles, view.cycle) == (5, 10, total, 9)
+    assert view.labels == {"K": "input features"} and view.caption == "layer 1 · forward"
+    assert view.selected_pe is None  # (7, 7) is off a 4×4 array
+    assert not view.at_end and view.trace is tr
+    view.load_trace(tr, 5, 15, cycle=99)  # a cycle outside the window falls back to its start
+    assert view.cycle == 5
+
+
+def test_step_moves_within_and_across_batches():
+    _, _, tr, _ = run("ws", m=20)
+    view = PEArrayView()
+    view.load_trace(tr, 0, 10)
+    assert view.step() == 1 and view.step(3) == 4 and view.step(-2) == 2 and view.step(0) == 2
+    assert view.step(20) == 22  # beyond the batch: a new window that starts there
+    assert view.start_cycle == 22 and view.n_cycles == 10
+    assert view.step(-1) == 21  # back before the window: the new one ends just after it
+    assert view.start_cycle <= 21 < view.batch_stop - 1
+    last = tr.start + tr.n_cycles - 1
+    assert view.step(10**6) == last  # clamped to the trace
+    assert view.at_end and view.batch_stop == tr.n_cycles
+    assert view.step(-10**6) == 0
+
+
+def test_next_and_prev_fold():
+    _, _, tr, _ = run("ws", m=6, k=9, n=7)  # 3 row folds × 2 column folds
+    folds = tr.fold
+    starts = [0] + [c for c in range(1, len(folds)) if folds[c] != folds[c - 1]]
+    assert len(starts) == len(tr.tiles) == 6
+    view = PEArrayView(auto_advance=False)
+    view.load_trace(tr, 0, 12)
+    for s in starts[1:]:
+        assert view.next_fold() == s and view.fold_of() == folds[s]
+    assert view.next_fold() == len(folds) - 1  # last fold: its last cycle
+    assert view.at_end
+    assert view.prev_fold() == starts[-1]
+    assert view.prev_fold() == starts[-2]
+    view.step(3)
+    assert view.prev_fold() == starts[-2]
+
+
+def test_cycle_from_the_browser_outside_the_batch_loads_a_window():
+    _, _, tr, _ = run("ws", m=30)
+    view = PEArrayView()
+    view.load_trace(tr, 0, 10)
+    view.cycle = 40  # as the browser does when stepping past its batch
+    assert view.start_cycle <= 40 < view.batch_stop and view.cycle == 40
+    view.load_trace(tr, 0, 10)
+    view._trace = None  # an app-managed batch with no trace held: clamp back into the batch
+    view.cycle = 40
+    assert view.cycle == 9
+
+
+def test_at_end_hands_over_the_next_window():
+    _, _, tr, total = run("ws", m=30)
+    view = PEArrayView()
+    view.load_trace(tr, 0, 10)
+    sent = []
+    view.param.watch(lambda e: sent.append(view.start_cycle), "frames")
+    view.cycle = 9  # the browser reached the batch's last cycle
+    assert sent == [9] and view.start_cycle == 9 and view.cycle == 9 and not view.at_end
+    view.seek(total - 1)
+    assert view.at_end and view.batch_stop == total
+    view.playing = True
+    view.param.trigger("at_end")
+    assert not view.playing  # the GEMM is over
+
+
+def test_without_auto_advance_at_end_waits_for_the_app():
+    _, _, tr, _ = run("ws", m=30)
+    view = PEArrayView(auto_advance=False)
+    view.load_trace(tr, 0, 10)
+    view.cycle = 9
+    assert view.at_end and view.start_cycle == 0
+    view.load_trace(tr, 10, 20)  # what the app does on at_end
+    assert not view.at_end and view.cycle == 10
+
+
+def test_playing_past_half_the_batch_prefetches():
+    _, _, tr, _ = run("ws", m=30)
+    view = PEArrayView()
+    view.load_trace(tr, 0, 20)
+    view.playing = True
+    view.cycle = 5
+    assert view.start_cycle == 0
+    view.cycle = 12
+    assert view.start_cycle == 12 and view.n_cycles == 20 and view.cycle == 12
+    header, _ = unpack_payload(view.frames)
+    assert header["follow"] is True  # the browser keeps playing from where it is
+
+
+def test_selected_pe_from_the_browser_becomes_a_tuple():
+    view = PEArrayView()
+    assert view._process_property_change({"selected_pe": [3, 4]}) == {"selected_pe": (3, 4)}
+    assert view._process_property_change({"selected_pe": None}) == {"selected_pe": None}
+
+
+def test_caption_status_is_replaced_not_repeated():
+    assert strip_status("layer 2 · backward · fold 3 of 8 · cycle 41 of 54") == "layer 2 · backward"
+    assert strip_status("dW = Xᵀ·dY") == "dW = Xᵀ·dY"
+
+
+def test_bokeh_model_builds_without_a_server():
+    _, _, tr, _ = run("os")
+    view = PEArrayView()
+    view.load_trace(tr)
+    model = view.get_root()
+    assert model.data.frames == view.frames and model.data.rows == 4
+    assert "requestAnimationFrame" in model.esm
+
+
+def test_palette_is_okabe_ito_with_named_states():
+    assert palette.MAC in palette.OKABE_ITO and palette.PRELOAD in palette.OKABE_ITO
+    assert palette.STALL in palette.OKABE_ITO and palette.FORWARD != palette.BACKWARD
+    assert len(set(palette.STATE_COLORS)) == 4
+
+
+# ---- bad inputs ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("start, stop, match", [
+    (-1, None, "start=-1 is outside the trace, which holds cycles 0..{last}"),
+    ("end", None, "start={end} is outside the trace, which holds cycles 0..{last}"),
+    (5, 5, "stop=5 must satisfy start < stop"),
+    (5, 10**6, "stop=1000000 must satisfy start < stop <= {end}"),
+    (1.5, None, "start must be a whole number"),
+    (True, None, "start must be a whole number"),
+    (0, 2.0, "stop must be a whole number"),
+])
+def test_bad_windows_raise(start, stop, match):
+    _, _, tr, _ = run("ws")
+    end = tr.start + tr.n_cycles
+    start = end if start == "end" else start
+    with pytest.raises(ValueError, match=match.format(end=end, last=end - 1)):
+        PEArrayView().load_trace(tr, start, stop)
+
+
+def test_other_bad_inputs_raise():
+    _, _, tr, _ = run("ws")
+    view = PEArrayView()
+    with pytest.raises(ValueError, match="no trace loaded"):
+        view.step()
+    with pytest.raises(ValueError, match="no trace loaded"):
+        view.next_fold()
+    with pytest.raises(ValueError, match="needs a chipviz.chip.trace.Trace"):
+        view.load_trace(np.zeros((3, 4, 4)))
+    with pytest.raises(ValueError, match="total_cycles=10 is shorter"):
+        view.load_trace(tr, total_cycles=10)
+    with pytest.raises(ValueError, match="labels keys must be among M, K, N"):
+        view.load_trace(tr, labels={"X": "nope"})
+    empty = gemm(np.ones((2, 2)), np.ones((2, 2)), ChipConfig(rows=2, cols=2), engine="cycle",
+                 trace_window=(0, 10)).trace
+    empty.state = empty.state[:0]
+    with pytest.raises(ValueError, match="the trace is empty"):
+        view.load_trace(empty)
+    view.load_trace(tr)
+    with pytest.raises(ValueError, match="cycle 999 is outside the loaded trace"):
+        view.seek(999)
+    with pytest.raises(ValueError, match="n must be a whole number"):
+        view.step(0.5)
+    with pytest.raises(ValueError):
+        view.fps = 120
+    with pytest.raises(ValueError, match="pairs of whole numbers"):
+        view.highlight = [(1, 2, 3)]
+    view.highlight = [(0, 1), (2, 3)]
