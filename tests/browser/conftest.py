@@ -3,7 +3,8 @@
 `browser` (session scope) launches Debian's Chromium once through Playwright; `serve(app_path)`
 starts `python -m panel serve` on a free port, waits for /liveness and returns the app's URL,
 and stops the server when the test ends. Every test in this folder is skipped, with the
-reason, when Chromium or Playwright is missing.
+reason, when Chromium or Playwright is missing — unless CHIPVIZ_REQUIRE_BROWSER is set (as
+.ci/run does), when that is an error.
 """
 from __future__ import annotations
 
@@ -37,6 +38,9 @@ def _missing_browser_reason() -> str | None:
 
 def pytest_collection_modifyitems(config, items):
     reason = _missing_browser_reason()
+    if reason and os.environ.get("CHIPVIZ_REQUIRE_BROWSER"):
+        # .ci/run installs Chromium: there a missing browser is a failure, not a skip
+        raise pytest.UsageError(f"CHIPVIZ_REQUIRE_BROWSER is set but {reason}")
     here = Path(__file__).resolve().parent
     for item in items:
         if Path(str(item.fspath)).resolve().is_relative_to(here):
