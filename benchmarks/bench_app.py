@@ -45,12 +45,16 @@ def start_server(port: int, cache_dir: str) -> tuple[subprocess.Popen, float]:
     return proc, began
 
 
-def rss_mib(pid: int) -> float:
+def proc_status(pid: int, key: str) -> int:
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return -1
+
+
+def rss_mib(pid: int) -> float:
+    return proc_status(pid, "VmRSS") / 1024
 
 
 def open_page(browser, url: str, width=1600, height=1000):
@@ -136,9 +140,14 @@ def main():
             latencies = [control_latency(page) for _ in range(5)]
             rows.append((f"control change → updated numbers while {args.sessions} sessions train, median of 5",
                          f"{statistics.median(latencies) * 1e3:.0f} ms"))
+            threads_open = proc_status(proc.pid, "Threads")
             for p in pages:
                 p.close()
             page.close()
+            time.sleep(45)  # Panel drops closed sessions after about 15 s, checking every 17 s
+            rows.append((f"after closing all pages (45 s later): memory / server threads",
+                         f"{rss_mib(proc.pid):.0f} MiB / {proc_status(proc.pid, 'Threads')} threads "
+                         f"(were {threads_open} with the pages open)"))
         finally:
             proc.terminate()
             proc.wait()
