@@ -44,8 +44,10 @@ def fold_counters(mapping: Mapping, config: ChipConfig) -> np.ndarray:
 
 def analyze(m: int, k: int, n: int, config: ChipConfig) -> GemmStats:
     """Counters and figures for an M×K by K×N GEMM on `config`, without running it."""
-    mapping = Mapping.of(m, k, n, config)  # validates before the cache sees the arguments
-    return _analyze(mapping.m, mapping.k, mapping.n, config)
+    if not (type(m) is int and type(k) is int and type(n) is int and m > 0 and k > 0 and n > 0):
+        mapping = Mapping.of(m, k, n, config)  # validates (and converts) before the cache sees them
+        m, k, n = mapping.m, mapping.k, mapping.n
+    return _analyze(m, k, n, config)
 
 
 @lru_cache(maxsize=4096)

@@ -20,7 +20,7 @@ def cross_entropy(z: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]
     e = np.exp(shifted)
     total = e.sum(axis=1, keepdims=True)
     rows = np.arange(len(labels))
-    loss = float(np.mean(np.log(total[:, 0]) - shifted[rows, labels], dtype=np.float64))
+    loss = float(np.sum(np.log(total[:, 0]) - shifted[rows, labels], dtype=np.float64)) / len(labels)
     p = e / total
     p[rows, labels] -= 1
     p /= len(labels)

@@ -79,15 +79,24 @@ class StepReport:
     loss: float
     accuracy: float
     ops: list[Operation]
-    phases: dict = field(default_factory=dict)  # phase -> cycles, macs, energy_pj, utilization, seconds
+    costs: np.ndarray = field(repr=False)  # per phase, COST_COLUMNS
+    pes: int = field(repr=False)
+
+    @property
+    def phases(self) -> dict:
+        """phase -> cycles, macs, seconds, energy_pj, utilization (built on demand: steps are hot)."""
+        return {p: {"cycles": int(row[0]), "macs": int(row[1]), "seconds": float(row[2]),
+                    "energy_pj": float(row[3:].sum()),
+                    "utilization": float(row[1] / (row[0] * self.pes)) if row[0] else 0.0}
+                for p, row in zip(PHASES, self.costs)}
 
     @property
     def cycles(self) -> int:
-        return sum(p["cycles"] for p in self.phases.values())
+        return int(self.costs[:, 0].sum())
 
     @property
     def energy_pj(self) -> float:
-        return sum(p["energy_pj"] for p in self.phases.values())
+        return float(self.costs[:, 3:].sum())
 
 
 class Trainer:
@@ -157,24 +166,24 @@ class Trainer:
             return self._diverge(f"the loss became {loss}", saved)
         grads_w, grads_b = self.net.backward(cache, d_out, self.runner)
         grads = [g for pair in zip(grads_w, grads_b) for g in pair]
-        if not all(_finite(g) for g in grads):
-            return self._diverge("a gradient became NaN or infinite", saved)
         before = [p.copy() for p in self.net.params]
         self.optimizer.step(self.net.params, grads)
         n_params = sum(p.size for p in before)
         self.runner.vector(n_params, self.optimizer.ops_per_element, 0, "update", f"{self.optimizer.name} update")
-        if not all(_finite(p) for p in self.net.params):
+        if not all(_finite(p) for p in self.net.params):  # NaN in a gradient reaches the weights too
             for p, old in zip(self.net.params, before):
                 p[...] = old  # (the optimizer's state is not rolled back: a diverged run takes no more steps)
-            return self._diverge("a weight became NaN or infinite", saved)
+            what = "a weight" if all(_finite(g) for g in grads) else "a gradient"
+            return self._diverge(f"{what} became NaN or infinite", saved)
         self.step_count += 1
         self.last_update = (before, grads)
-        report = StepReport(self.step_count, self.epoch, loss, acc, list(self.runner.ops), self._phase_totals())
+        costs = self._step_costs(self.runner.ops)
+        self.phase_costs += costs
+        report = StepReport(self.step_count, self.epoch, loss, acc, list(self.runner.ops), costs, self.chip.pes)
         self.last = report
-        self.history.append(self.step_count, train_loss=loss, train_acc=acc, cycles=report.cycles,
-                            energy_pj=report.energy_pj,
-                            utilization=sum(p["macs"] for p in report.phases.values())
-                            / (report.cycles * self.chip.pes))
+        cycles, macs = costs[:, 0].sum(), costs[:, 1].sum()
+        self.history.append(self.step_count, train_loss=loss, train_acc=acc, cycles=cycles,
+                            energy_pj=costs[:, 3:].sum(), utilization=macs / (cycles * self.chip.pes))
         return report
 
     def _diverge(self, what: str, saved) -> StepReport:
@@ -195,7 +204,7 @@ class Trainer:
             target = losses.one_hot(y, n_out) if self.data.n_classes else y.reshape(len(y), -1)
             loss, grad = losses.mse(out, target)
         self.runner.vector(out.size, 4, self.net.n_layers, "forward", f"loss ({self.settings.loss})")
-        acc = float(np.mean(out.argmax(axis=1) == y)) if self.data.n_classes else float("nan")
+        acc = np.count_nonzero(out.argmax(axis=1) == y) / len(y) if self.data.n_classes else float("nan")
         return loss, grad, acc
 
     @property
@@ -207,15 +216,6 @@ class Trainer:
     @totals.setter
     def totals(self, value: dict) -> None:
         self.phase_costs = np.array([[value[p][c] for c in COST_COLUMNS] for p in PHASES], dtype=float)
-
-    def _phase_totals(self) -> dict:
-        step = self._step_costs(self.runner.ops)
-        self.phase_costs += step
-        pes = self.chip.pes
-        return {p: {"cycles": int(row[0]), "macs": int(row[1]), "seconds": float(row[2]),
-                    "energy_pj": float(row[3:].sum()),
-                    "utilization": float(row[1] / (row[0] * pes)) if row[0] else 0.0}
-                for p, row in zip(PHASES, step)}
 
     def _step_costs(self, ops) -> np.ndarray:
         """Costs per phase of a step's ops. Steps repeat the same (cached) stats objects, so the
