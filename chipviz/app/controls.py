@@ -125,7 +125,7 @@ class Controls(pn.viewable.Viewer):
     def _on_snapshot(self, _):
         self.status.object = self._status_text()
 
-    def _on_shape(self, _=None):
+    def _on_shape(self, *_):
         self._apply_visibility()
 
     def _step(self):
@@ -142,6 +142,9 @@ class Controls(pn.viewable.Viewer):
                 widget.visible = False
             widget.disabled = key in self.locked_controls
         self.lr_value.visible = self.widgets["lr"].visible
+        chip_keys = ("rows", "cols", "dataflow", "clock", "sram", "bw")  # a preset sets all of these
+        self.preset.disabled = any(k in self.locked_controls for k in chip_keys)
+        self.preset.visible = not all(k in self.hidden_controls for k in chip_keys)
 
     def __panel__(self):
         w = self.widgets

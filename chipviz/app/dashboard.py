@@ -16,6 +16,8 @@ from ..chip import trace as chip_trace
 from ..nn.on_chip import PHASE_LABELS
 from . import palette
 from .controls import Controls
+from .lesson_view import LessonView
+from .lessons import LESSON_KEYS
 from .network_view import NetworkView
 from .pe_array import PEArrayView
 from .plots import LivePlots
@@ -36,16 +38,19 @@ class Dashboard(pn.viewable.Viewer):
     op = param.Integer(default=0, bounds=(0, None), doc="index (in the last step's ops) of the GEMM animated")
     follow = param.Boolean(default=True, doc="when the animation ends, show the latest step's GEMM")
     notices = param.List(default=[], doc="messages shown at the top (bad URL values, resets)")
+    lesson_mode = param.Boolean(default=False, doc="show the lesson panel beside the live views")
 
     def __init__(self, session: TrainingSession | None = None, query: dict | None = None, **params):
         super().__init__(session=session or TrainingSession(), **params)
         s = self.session
-        if query:
-            self.apply_query(query)
         self.controls = Controls(session=s)
         self.pe_array = PEArrayView(fps=8, sizing_mode="stretch_width", min_height=360)
         self.network = NetworkView(session=s)
         self.plots = LivePlots(session=s)
+        self.lessons = LessonView(self, apply=False, sync_url=False)
+        self.lesson_panel = pn.Column(self.lessons, visible=False)
+        self.lesson_toggle = pn.widgets.Toggle.from_param(self.param.lesson_mode, label="Lessons · 课程",
+                                                          color="primary")
         self.op_select = pn.widgets.Select(label="Matrix multiply on the chip", options={}, sizing_mode="stretch_width")
         self.prev_button = pn.widgets.Button(label="◀ previous GEMM")
         self.next_button = pn.widgets.Button(label="next GEMM ▶")
@@ -73,6 +78,9 @@ class Dashboard(pn.viewable.Viewer):
         s.param.watch(self._on_diverged, "diverged")
         s.param.watch(lambda *_: self._write_url(), list(KEYS.values()))
         self.param.watch(self._show_notices, "notices")
+        self.param.watch(self._on_lesson_mode, "lesson_mode")
+        if query:
+            self.apply_query(query)
         if not self.session.operations():
             self.session.step()  # one step at start, so the chip has a GEMM to show right away
         self._refresh_ops(load=True)
@@ -83,7 +91,12 @@ class Dashboard(pn.viewable.Viewer):
 
     # ----- URL -----
     def apply_query(self, query: dict) -> None:
-        """Apply a URL query's valid settings; every invalid one becomes a visible notice."""
+        """Apply a URL query's valid settings; every invalid one becomes a visible notice.
+
+        Lesson keys (lesson, step, lang, hide, lock) open lesson mode at that step.
+        """
+        lesson_part = {k: v for k, v in query.items() if k in LESSON_KEYS}
+        query = {k: v for k, v in query.items() if k not in LESSON_KEYS}
         good, notices = parse_query(query, self.session, extra=VIEW_KEYS)
         view = {k: good.pop(k) for k in list(good) if k in VIEW_KEYS}
         if good:
@@ -95,6 +108,29 @@ class Dashboard(pn.viewable.Viewer):
         if "fps" in view and hasattr(self, "pe_array"):
             self.pe_array.fps = view["fps"]
         self.notices = self.notices + notices
+        if lesson_part:
+            self.lessons.apply_query(lesson_part)  # its own notices join ours
+            self.lesson_panel.visible = True
+            with param.parameterized.discard_events(self):
+                self.lesson_mode = True
+
+    def _on_lesson_mode(self, event):
+        """Opening lesson mode starts the lesson shown; leaving it gives every control back."""
+        self.lesson_panel.visible = event.new
+        if event.new:
+            self.lessons.go(self.lessons.lesson, self.lessons.step)
+        else:
+            self.lessons.release_controls()
+        self._write_url()
+
+    def show_op(self, index: int, cycle: int | None = None) -> None:
+        """Animate operation `index` of the last step, from `cycle` if given (lessons use this)."""
+        self._load_op(index)
+        if cycle is not None and self.pe_array.trace is not None:
+            try:
+                self.pe_array.seek(cycle)
+            except ValueError:
+                pass
 
     def _read_url(self):
         location = pn.state.location
@@ -110,7 +146,10 @@ class Dashboard(pn.viewable.Viewer):
     def _write_url(self):
         location = pn.state.location
         if location is not None and pn.state.curdoc is not None:
-            location.update_query(**to_query(self.session, {"op": self.op, "fps": self.pe_array.fps}))
+            extra = {"op": self.op, "fps": self.pe_array.fps}
+            if self.lesson_mode:
+                extra |= self.lessons.query()
+            location.update_query(**to_query(self.session, extra))
 
     # ----- notices -----
     def _on_notice(self, event):
@@ -246,19 +285,25 @@ class Dashboard(pn.viewable.Viewer):
             self.op_info, self.op_select,
             pn.Row(self.prev_button, self.next_button, self.phase_button, self.follow_box),
             self.pe_array, sizing_mode="stretch_width")
-        top = pn.Row(pn.Card(animation, title="The PE array, cycle by cycle", sizing_mode="stretch_width",
-                             collapsible=False),
-                     pn.Card(self.network, title="The network", sizing_mode="stretch_width", collapsible=False),
-                     sizing_mode="stretch_width")
+        # the two cards sit side by side when there is room and stack when there is not (lesson mode)
+        cards = pn.FlexBox(
+            pn.Card(animation, title="The PE array, cycle by cycle", collapsible=False,
+                    styles={"flex": "1 1 560px"}, min_width=480),
+            pn.Card(self.network, title="The network", collapsible=False, styles={"flex": "1 1 420px"},
+                    min_width=380),
+            flex_wrap="wrap", sizing_mode="stretch_width")
+        top = pn.Row(self.lesson_panel, cards, sizing_mode="stretch_width")
         return pn.Column(pn.Row(self.alert, self.dismiss), pn.Row(self.diverged_alert, self.diverged_reset),
                          top, self.plots, sizing_mode="stretch_width")
 
     def __panel__(self):
-        return pn.Row(pn.Column(self.controls, width=320), self.main_area(), sizing_mode="stretch_width")
+        return pn.Row(pn.Column(self.lesson_toggle, self.controls, width=320), self.main_area(),
+                      sizing_mode="stretch_width")
 
     def template(self):
         # Bootstrap: unlike the Fast templates it fetches no web font, so the page loads offline.
         return pn.template.BootstrapTemplate(
-            title="ChipViz · a neural network training on a systolic-array chip", sidebar=[self.controls],
+            title="ChipViz · a neural network training on a systolic-array chip",
+            sidebar=[self.lesson_toggle, self.controls],
             main=[self.main_area()], header_background=palette.BLUE, sidebar_width=350)
 

@@ -1,0 +1,114 @@
+"""A lesson walked in headless Chromium: choose it, Next through every step, answer one question
+wrong and one right, read the feedback; then a teacher's link in Chinese with hidden and locked
+controls. Uses the fixtures of tests/browser/conftest.py (browser, serve, artifacts, page_errors).
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from chipviz.app import lessons as L
+
+APP = Path(__file__).resolve().parents[2] / "app.py"  # the real dashboard, with its lesson mode
+
+TIMEOUT = 20_000
+
+
+@pytest.fixture
+def lesson_app(serve, artifacts):
+    return serve(APP, log_path=artifacts / "lesson-app-server.log")
+
+
+def _expect():
+    from playwright.sync_api import expect
+
+    return expect
+
+
+def test_walk_a_lesson_answering_wrong_and_right(browser, lesson_app, artifacts, page_errors):
+    expect = _expect()
+    lesson = L.load_lessons("en")[1]  # lesson 2: the systolic multiply, cycle by cycle
+    n = len(lesson.steps)
+    asked = [s for s in lesson.steps if s.question]
+    first_q, second_q = asked[0], asked[2]  # answered wrong, then right
+    wrong_value = L.expected_answer(first_q.question) + 3
+    right_value = L.expected_answer(second_q.question)
+
+    page = browser.new_page(viewport={"width": 1700, "height": 1300})
+    errors = page_errors(page)
+    page.goto(lesson_app)
+    page.get_by_role("button", name="Lessons · 课程").click()  # lesson mode opens lesson 1
+    expect(page.get_by_text("Step 1 of 4")).to_be_visible(timeout=TIMEOUT)
+
+    chooser = page.locator("select", has=page.locator("option", has_text=f"2 · {lesson.title}"))
+    chooser.select_option(label=f"2 · {lesson.title}")
+    expect(page.get_by_text(f"Step 1 of {n}")).to_be_visible(timeout=TIMEOUT)
+    expect(page.get_by_text(f"Step 1: {lesson.steps[0].title}")).to_be_visible(timeout=TIMEOUT)
+    page.screenshot(path=str(artifacts / "lesson-01-start.png"), full_page=True)
+
+    next_button = page.get_by_role("button", name=L.ui("en", "next"))
+    for step in lesson.steps[1:]:
+        next_button.click()
+        expect(page.get_by_text(f"Step {step.number} of {n}")).to_be_visible(timeout=TIMEOUT)
+        expect(page.get_by_text(f"Step {step.number}: {step.title}")).to_be_visible(timeout=TIMEOUT)
+        if step.view.op == "L2.forward":  # the dashboard shows the step's GEMM
+            expect(page.get_by_text(re.compile(r"layer 2 · forward")).first).to_be_visible(timeout=TIMEOUT)
+        if step is first_q:
+            box = page.get_by_placeholder(L.ui("en", "number_hint"))
+            box.fill(str(wrong_value))
+            page.get_by_role("button", name=L.ui("en", "check")).click()
+            feedback = page.get_by_text("Not quite.")
+            expect(feedback).to_be_visible(timeout=TIMEOUT)
+            expect(page.get_by_text(f"You said {wrong_value}")).to_be_visible(timeout=TIMEOUT)
+            page.screenshot(path=str(artifacts / "lesson-02-wrong.png"), full_page=True)
+        if step is second_q:
+            box = page.get_by_placeholder(L.ui("en", "number_hint"))
+            box.fill(str(right_value))
+            page.get_by_role("button", name=L.ui("en", "check")).click()
+            expect(page.get_by_text("Right!")).to_be_visible(timeout=TIMEOUT)
+            expect(page.get_by_text(f"The simulator says {right_value} cycles")).to_be_visible(timeout=TIMEOUT)
+            page.screenshot(path=str(artifacts / "lesson-03-right.png"), full_page=True)
+
+    expect(page.get_by_text(L.ui("en", "done"))).to_be_visible(timeout=TIMEOUT)
+    expect(next_button).to_be_disabled(timeout=TIMEOUT)
+    page.get_by_text(L.ui("en", "exercises")).click()  # the teacher's card opens
+    expect(page.get_by_text(lesson.exercises[0].title)).to_be_visible(timeout=TIMEOUT)
+    page.screenshot(path=str(artifacts / "lesson-04-end.png"), full_page=True)
+    assert "lesson=2" in page.url and f"step={n}" in page.url
+    page.close()
+    assert errors == [], errors
+
+
+def test_teacher_link_opens_a_step_in_chinese_with_controls_hidden_and_locked(browser, lesson_app, artifacts,
+                                                                               page_errors):
+    expect = _expect()
+    lesson = L.load_lessons("zh")[2]
+    page = browser.new_page(viewport={"width": 1700, "height": 1300})
+    errors = page_errors(page)
+    page.goto(f"{lesson_app}?lesson=3&step=2&lang=zh&hide=lr,batch&lock=rows,cols")
+    expect(page.get_by_text(L.ui("zh", "step_of", i=2, n=len(lesson.steps)))).to_be_visible(timeout=TIMEOUT)
+    expect(page.get_by_text(L.ui("zh", "step_title", i=2, title=lesson.steps[1].title))).to_be_visible(
+        timeout=TIMEOUT)
+    expect(page.get_by_role("button", name=L.ui("zh", "next"))).to_be_visible(timeout=TIMEOUT)
+    # hidden controls are not shown; locked ones are shown, disabled
+    expect(page.get_by_text("Learning rate α (log scale)")).to_be_hidden(timeout=TIMEOUT)
+    expect(page.get_by_text("Batch size")).to_be_hidden(timeout=TIMEOUT)
+    expect(page.get_by_text("Optimizer", exact=True)).to_be_visible(timeout=TIMEOUT)
+    expect(page.get_by_text("PE rows:", exact=True)).to_be_visible(timeout=TIMEOUT)
+    snapshot = page.locator("body").aria_snapshot()
+    for label in ("PE rows:", "PE columns:"):  # locked: the box after the label is disabled
+        assert re.search(rf'text: "{label}"\n\s*- textbox \[disabled\]', snapshot), snapshot[:3000]
+    assert "Learning rate" not in snapshot and "Batch size" not in snapshot
+    # the step's own state: output stationary
+    expect(page.get_by_text(re.compile(r"layer 1 · forward")).first).to_be_visible(timeout=TIMEOUT)
+    page.screenshot(path=str(artifacts / "lesson-05-teacher-link-zh.png"), full_page=True)
+    page.get_by_role("button", name="EN", exact=True).click()  # the language switch
+    english = L.load_lessons("en")[2]
+    expect(page.get_by_text(f"Step 2 of {len(lesson.steps)}")).to_be_visible(timeout=TIMEOUT)
+    expect(page.get_by_text(f"Step 2: {english.steps[1].title}")).to_be_visible(timeout=TIMEOUT)
+    expect(page.get_by_role("button", name=L.ui("en", "next"))).to_be_visible(timeout=TIMEOUT)
+    assert "lang=en" in page.url
+    page.close()
+    assert errors == [], errors
