@@ -106,7 +106,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sessions", type=int, default=20)
     args = ap.parse_args()
-    rows = []
+    rows = Table()
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         with tempfile.TemporaryDirectory() as cache:
@@ -152,9 +152,16 @@ def main():
             proc.terminate()
             proc.wait()
         browser.close()
-    print("| measure | result |\n|---|---|")
-    for name, value in rows:
-        print(f"| {name} | {value} |")
+
+
+class Table(list):
+    """Rows printed as they are measured, so a long run shows its progress."""
+
+    def append(self, row):
+        if not self:
+            print("| measure | result |\n|---|---|", flush=True)
+        super().append(row)
+        print(f"| {row[0]} | {row[1]} |", flush=True)
 
 
 if __name__ == "__main__":
