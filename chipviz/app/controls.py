@@ -10,66 +10,69 @@ import math
 import panel as pn
 import param
 
+from .i18n import LANGUAGES, STRINGS, t
 from .session import MAX_ANIMATED_SIDE, TrainingSession
 
+# preset id -> settings (labels: i18n "preset.<id>")
 PRESETS = {
     "custom": None,
-    "4×4 classroom array": dict(rows=4, cols=4, dataflow="ws", clock_mhz=700.0, sram_kib=64.0,
-                                dram_bytes_per_cycle=16.0),
-    "8×8 (default)": dict(rows=8, cols=8, dataflow="ws", clock_mhz=700.0, sram_kib=256.0,
-                          dram_bytes_per_cycle=32.0),
-    "16×16": dict(rows=16, cols=16, dataflow="ws", clock_mhz=700.0, sram_kib=512.0, dram_bytes_per_cycle=64.0),
+    "classroom": dict(rows=4, cols=4, dataflow="ws", clock_mhz=700.0, sram_kib=64.0,
+                      dram_bytes_per_cycle=16.0),
+    "default": dict(rows=8, cols=8, dataflow="ws", clock_mhz=700.0, sram_kib=256.0,
+                    dram_bytes_per_cycle=32.0),
+    "16": dict(rows=16, cols=16, dataflow="ws", clock_mhz=700.0, sram_kib=512.0, dram_bytes_per_cycle=64.0),
     # TPU v1: 256×256 ws int8 at 700 MHz, 24 MiB buffer, 30 GB/s DRAM ≈ 43 B/cycle (numbers only)
-    "TPU v1 (256×256, numbers only)": dict(rows=256, cols=256, dataflow="ws", clock_mhz=700.0,
-                                           sram_kib=8192.0, dram_bytes_per_cycle=43.0),
+    "tpu_v1": dict(rows=256, cols=256, dataflow="ws", clock_mhz=700.0, sram_kib=8192.0,
+                   dram_bytes_per_cycle=43.0),
 }
+
+# control (URL key) -> the session parameter whose choices it offers, with translated labels
+OPTION_PARAMS = {"dataset": "dataset", "act": "activation", "opt": "optimizer", "dataflow": "dataflow"}
 
 
 class Controls(pn.viewable.Viewer):
     session = param.ClassSelector(class_=TrainingSession, constant=True)
     hidden_controls = param.List(default=[], doc="URL keys of controls to hide (teacher links)")
     locked_controls = param.List(default=[], doc="URL keys of controls shown but disabled")
+    lang = param.Selector(default="en", objects=list(LANGUAGES), doc="language of the labels")
 
     def __init__(self, **params):
         super().__init__(**params)
         s = self.session
         sp = s.param
         self.widgets = {
-            "dataset": pn.widgets.Select.from_param(sp.dataset, label="Dataset"),
-            "hidden": pn.widgets.IntSlider.from_param(sp.hidden_layers, label="Hidden layers"),
-            "w1": pn.widgets.EditableIntSlider.from_param(sp.width1, label="Layer 1 units", end=128,
-                                                          fixed_start=1, fixed_end=512),
-            "w2": pn.widgets.EditableIntSlider.from_param(sp.width2, label="Layer 2 units", end=128,
-                                                          fixed_start=1, fixed_end=512),
-            "w3": pn.widgets.EditableIntSlider.from_param(sp.width3, label="Layer 3 units", end=128,
-                                                          fixed_start=1, fixed_end=512),
-            "w4": pn.widgets.EditableIntSlider.from_param(sp.width4, label="Layer 4 units", end=128,
-                                                          fixed_start=1, fixed_end=512),
-            "act": pn.widgets.Select.from_param(sp.activation, label="Activation"),
-            "opt": pn.widgets.Select.from_param(sp.optimizer, label="Optimizer"),
-            "lr": pn.widgets.FloatSlider(label="Learning rate α (log scale)", start=-4.0, end=1.0, step=0.1,
-                                         value=math.log10(s.lr), format="0.0"),
-            "batch": pn.widgets.IntSlider.from_param(sp.batch_size, label="Batch size"),
-            "seed": pn.widgets.IntInput.from_param(sp.seed, label="Seed"),
-            "precision": pn.widgets.RadioButtonGroup.from_param(sp.precision, label="Precision"),
-            "noise": pn.widgets.FloatSlider.from_param(sp.noise, label="Noise (2-D sets)", step=0.01),
-            "rows": pn.widgets.EditableIntSlider.from_param(sp.rows, label="PE rows", start=1,
-                                                            end=MAX_ANIMATED_SIDE, fixed_start=1, fixed_end=256),
-            "cols": pn.widgets.EditableIntSlider.from_param(sp.cols, label="PE columns", start=1,
-                                                            end=MAX_ANIMATED_SIDE, fixed_start=1, fixed_end=256),
-            "dataflow": pn.widgets.RadioButtonGroup.from_param(sp.dataflow, label="Dataflow"),
-            "clock": pn.widgets.FloatInput.from_param(sp.clock_mhz, label="Clock (MHz)"),
-            "sram": pn.widgets.FloatInput.from_param(sp.sram_kib, label="SRAM per buffer (KiB)"),
-            "bw": pn.widgets.FloatInput.from_param(sp.dram_bytes_per_cycle, label="DRAM bandwidth (bytes/cycle)"),
-            "speed": pn.widgets.IntSlider.from_param(sp.steps_per_second, label="Speed (steps per second)",
-                                                     end=200),
+            "dataset": pn.widgets.Select.from_param(sp.dataset),
+            "hidden": pn.widgets.IntSlider.from_param(sp.hidden_layers),
+            "w1": pn.widgets.EditableIntSlider.from_param(sp.width1, end=128, fixed_start=1, fixed_end=512),
+            "w2": pn.widgets.EditableIntSlider.from_param(sp.width2, end=128, fixed_start=1, fixed_end=512),
+            "w3": pn.widgets.EditableIntSlider.from_param(sp.width3, end=128, fixed_start=1, fixed_end=512),
+            "w4": pn.widgets.EditableIntSlider.from_param(sp.width4, end=128, fixed_start=1, fixed_end=512),
+            "act": pn.widgets.Select.from_param(sp.activation),
+            "opt": pn.widgets.Select.from_param(sp.optimizer),
+            "lr": pn.widgets.FloatSlider(start=-4.0, end=1.0, step=0.1, value=math.log10(s.lr), format="0.0"),
+            "batch": pn.widgets.IntSlider.from_param(sp.batch_size),
+            "seed": pn.widgets.IntInput.from_param(sp.seed),
+            "precision": pn.widgets.RadioButtonGroup.from_param(sp.precision),
+            "noise": pn.widgets.FloatSlider.from_param(sp.noise, step=0.01),
+            "rows": pn.widgets.EditableIntSlider.from_param(sp.rows, start=1, end=MAX_ANIMATED_SIDE,
+                                                            fixed_start=1, fixed_end=256),
+            "cols": pn.widgets.EditableIntSlider.from_param(sp.cols, start=1, end=MAX_ANIMATED_SIDE,
+                                                            fixed_start=1, fixed_end=256),
+            "dataflow": pn.widgets.RadioButtonGroup.from_param(sp.dataflow, orientation="vertical"),
+            "clock": pn.widgets.FloatInput.from_param(sp.clock_mhz),
+            "sram": pn.widgets.FloatInput.from_param(sp.sram_kib),
+            "bw": pn.widgets.FloatInput.from_param(sp.dram_bytes_per_cycle),
+            "speed": pn.widgets.IntSlider.from_param(sp.steps_per_second, end=200),
         }
         self.lr_value = pn.pane.HTML(self._lr_text(), margin=(0, 10))
-        self.preset = pn.widgets.Select(label="Chip preset", options=list(PRESETS), value="custom")
-        self.train_button = pn.widgets.Toggle(label="▶ Train", color="primary", value=False)
-        self.step_button = pn.widgets.Button(label="One step")
-        self.reset_button = pn.widgets.Button(label="Reset")
+        self.preset = pn.widgets.Select(options={k: k for k in PRESETS}, value="custom")
+        self.train_button = pn.widgets.Toggle(color="primary", value=False)
+        self.step_button = pn.widgets.Button()
+        self.reset_button = pn.widgets.Button()
         self.status = pn.pane.HTML(self._status_text(), margin=(0, 10))
+        self.network_card = pn.Card(title="", collapsible=True, sizing_mode="stretch_width")
+        self.chip_card = pn.Card(title="", collapsible=True, sizing_mode="stretch_width")
+        self._relabel()
 
         self.widgets["lr"].param.watch(self._on_lr_slider, "value")
         s.param.watch(self._on_lr_param, "lr")
@@ -81,7 +84,38 @@ class Controls(pn.viewable.Viewer):
         self.step_button.on_click(lambda _: self._step())
         self.reset_button.on_click(lambda _: s.reset())
         self.param.watch(self._apply_visibility, ["hidden_controls", "locked_controls"])
+        self.param.watch(lambda *_: self._relabel(), "lang")
         self._apply_visibility()
+
+    # ----- words -----
+    LABEL_KEYS = {"dataset": "ctl.dataset", "hidden": "ctl.hidden", "act": "ctl.act", "opt": "ctl.opt",
+                  "lr": "ctl.lr", "batch": "ctl.batch", "seed": "ctl.seed", "precision": "ctl.precision",
+                  "noise": "ctl.noise", "rows": "ctl.rows", "cols": "ctl.cols", "dataflow": "ctl.dataflow",
+                  "clock": "ctl.clock", "sram": "ctl.sram", "bw": "ctl.bw", "speed": "ctl.speed"}
+    OPTION_KEYS = {"dataset": "dataset", "act": "act", "opt": "opt", "dataflow": "dataflow"}
+
+    def _relabel(self) -> None:
+        """Put every label in the language `lang` (values and settings stay as they are)."""
+        lang, w = self.lang, self.widgets
+        for key, text_key in self.LABEL_KEYS.items():
+            w[key].label = t(text_key, lang)
+        for i in range(1, 5):
+            w[f"w{i}"].label = t("ctl.width", lang, i=i)
+        for key, prefix in self.OPTION_KEYS.items():
+            values = list(self.session.param[OPTION_PARAMS[key]].objects)
+            w[key].options = {self._option(prefix, v): v for v in values}
+        self.preset.label = t("ctl.preset", lang)
+        self.preset.options = {t(f"preset.{k}", lang): k for k in PRESETS}
+        self.train_button.label = t("ctl.pause", lang) if self.session.running else t("ctl.train", lang)
+        self.step_button.label = t("ctl.step", lang)
+        self.reset_button.label = t("ctl.reset", lang)
+        self.network_card.title = t("ctl.network_card", lang)
+        self.chip_card.title = t("ctl.chip_card", lang)
+        self.status.object = self._status_text()
+
+    def _option(self, prefix: str, value: str) -> str:
+        key = f"{prefix}.{value}"
+        return t(key, self.lang) if key in STRINGS else str(value)
 
     # ----- bindings -----
     def _lr_text(self) -> str:
@@ -91,8 +125,9 @@ class Controls(pn.viewable.Viewer):
         snap = self.session.snapshot
         if snap is None:
             return ""
-        acc = "" if math.isnan(snap.test_accuracy) else f" · test accuracy {snap.test_accuracy:.1%}"
-        return f"<small>step {snap.step:,} · epoch {snap.epoch + 1}{acc}</small>"
+        lang = self.lang
+        acc = "" if math.isnan(snap.test_accuracy) else t("ctl.status_acc", lang, acc=f"{snap.test_accuracy:.1%}")
+        return f"<small>{t('ctl.status', lang, step=f'{snap.step:,}', epoch=snap.epoch + 1, acc=acc)}</small>"
 
     def _on_lr_slider(self, event):
         lr = round(10 ** event.new, 6)
@@ -120,7 +155,7 @@ class Controls(pn.viewable.Viewer):
 
     def _on_running(self, event):
         self.train_button.value = event.new
-        self.train_button.label = "⏸ Pause" if event.new else "▶ Train"
+        self.train_button.label = t("ctl.pause", self.lang) if event.new else t("ctl.train", self.lang)
 
     def _on_snapshot(self, _):
         self.status.object = self._status_text()
@@ -150,9 +185,8 @@ class Controls(pn.viewable.Viewer):
         w = self.widgets
         training = pn.Column(pn.Row(self.train_button, self.step_button, self.reset_button), w["speed"],
                              self.status)
-        network = pn.Card(w["dataset"], w["noise"], w["hidden"], w["w1"], w["w2"], w["w3"], w["w4"], w["act"],
-                          w["opt"], w["lr"], self.lr_value, w["batch"], w["precision"], w["seed"],
-                          title="Network", collapsible=True, sizing_mode="stretch_width")
-        chip = pn.Card(self.preset, w["rows"], w["cols"], w["dataflow"], w["clock"], w["sram"], w["bw"],
-                       title="Chip", collapsible=True, sizing_mode="stretch_width")
-        return pn.Column(training, network, chip, sizing_mode="stretch_width")
+        self.network_card.objects = [w["dataset"], w["noise"], w["hidden"], w["w1"], w["w2"], w["w3"], w["w4"],
+                                     w["act"], w["opt"], w["lr"], self.lr_value, w["batch"], w["precision"],
+                                     w["seed"]]
+        self.chip_card.objects = [self.preset, w["rows"], w["cols"], w["dataflow"], w["clock"], w["sram"], w["bw"]]
+        return pn.Column(training, self.network_card, self.chip_card, sizing_mode="stretch_width")

@@ -2,10 +2,16 @@
 
 `Dashboard(...)` displays in a notebook; `Dashboard(...).template()` is the served page
 (app.py). Every setting is mirrored in the URL; each browser tab gets its own session.
+
+The whole interface speaks English or Simplified Chinese: `lang` (URL key `lang`, the switch
+in the sidebar, or the lesson panel's own switch, which is linked to it) relabels every view in
+place, without a reload and without touching the training session.
 """
 from __future__ import annotations
 
 import html
+import logging
+import re
 from urllib.parse import parse_qs
 
 import panel as pn
@@ -13,23 +19,27 @@ import param
 
 from ..chip import TraceTooLarge
 from ..chip import trace as chip_trace
-from ..nn.on_chip import PHASE_LABELS
 from . import palette
 from .controls import Controls
+from .i18n import LANGUAGES, STRINGS, Msg, diverged, relabel, t, url_notice
 from .lesson_view import LessonView
-from .lessons import LESSON_KEYS
+from .lessons import LESSON_KEYS, notice
 from .network_view import NetworkView
-from .pe_array import PEArrayView
+from .pe_array import PEArrayView, pe_texts
 from .plots import LivePlots
 from .session import MAX_ANIMATED_SIDE, TrainingSession
 from .url import KEYS, parse_query, to_query
 
+log = logging.getLogger(__name__)
+
 TRACE_BUDGET = 64 * 2**20  # per session: bounded memory for the animated GEMM
 PHASE_SHORT = {"forward": "forward", "backward_data": "backward", "backward_weights": "backward",
                "update": "update"}
+# what the GEMM dimensions mean, per phase (i18n "dash.dim.<word>")
 LABELS = {"forward": {"M": "batch", "K": "inputs", "N": "units"},
           "backward_data": {"M": "batch", "K": "units", "N": "inputs"},
           "backward_weights": {"M": "inputs", "K": "batch", "N": "units"}}
+RESET_NOTICE = re.compile(r"^The network was reset because (?P<names>.*) changed\.$")
 VIEW_KEYS = {"op": param.Integer(default=0, bounds=(0, 64)), "fps": param.Integer(default=8, bounds=(1, 60))}
 
 
@@ -39,28 +49,39 @@ class Dashboard(pn.viewable.Viewer):
     follow = param.Boolean(default=True, doc="when the animation ends, show the latest step's GEMM")
     notices = param.List(default=[], doc="messages shown at the top (bad URL values, resets)")
     lesson_mode = param.Boolean(default=False, doc="show the lesson panel beside the live views")
+    lang = param.Selector(default="en", objects=list(LANGUAGES),
+                          doc="language of the whole interface (the lesson panel's too); URL key lang")
 
     def __init__(self, session: TrainingSession | None = None, query: dict | None = None, **params):
         super().__init__(session=session or TrainingSession(), **params)
         s = self.session
-        self.controls = Controls(session=s)
-        self.pe_array = PEArrayView(fps=8, sizing_mode="stretch_width", min_height=360)
-        self.network = NetworkView(session=s)
-        self.plots = LivePlots(session=s)
-        self.lessons = LessonView(self, apply=False, sync_url=False)
+        lang = self.lang
+        self._caption_state: tuple | None = None  # what the PE array's caption says, to say it again
+        self.controls = Controls(session=s, lang=lang)
+        self.pe_array = PEArrayView(fps=8, sizing_mode="stretch_width", min_height=360, texts=pe_texts(lang))
+        self.network = NetworkView(session=s, lang=lang)
+        self.plots = LivePlots(session=s, lang=lang)
+        self.lessons = LessonView(self, apply=False, sync_url=False, lang=lang)
         self.lesson_panel = pn.Column(self.lessons, visible=False)
-        self.lesson_toggle = pn.widgets.Toggle.from_param(self.param.lesson_mode, label="Lessons · 课程",
-                                                          color="primary")
-        self.op_select = pn.widgets.Select(label="Matrix multiply on the chip", options={}, sizing_mode="stretch_width")
-        self.prev_button = pn.widgets.Button(label="◀ previous GEMM")
-        self.next_button = pn.widgets.Button(label="next GEMM ▶")
-        self.phase_button = pn.widgets.Button(label="next phase ▶▶")
-        self.follow_box = pn.widgets.Checkbox.from_param(self.param.follow, label="follow training")
+        self.lesson_toggle = pn.widgets.Toggle.from_param(self.param.lesson_mode, color="primary")
+        self.lang_switch = pn.widgets.RadioButtonGroup(
+            options={t("dash.language_en", lang): "en", t("dash.language_zh", lang): "zh"}, value=lang,
+            color="light", variant="outline", sizing_mode="stretch_width", margin=(5, 10))
+        self.lang_label = pn.pane.HTML("", margin=(10, 0, 0, 10))
+        self.subtitle = pn.pane.HTML("", margin=(0, 10), styles={"color": "white", "font-size": "1.05em"})
+        self.op_select = pn.widgets.Select(options={}, sizing_mode="stretch_width")
+        self.prev_button = pn.widgets.Button()
+        self.next_button = pn.widgets.Button()
+        self.phase_button = pn.widgets.Button()
+        self.follow_box = pn.widgets.Checkbox.from_param(self.param.follow)
         self.op_info = pn.pane.HTML("", sizing_mode="stretch_width")
         self.alert = pn.pane.Alert("", alert_type="warning", visible=False, sizing_mode="stretch_width")
-        self.dismiss = pn.widgets.Button(label="Dismiss", visible=False)
+        self.dismiss = pn.widgets.Button(visible=False)
         self.diverged_alert = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
-        self.diverged_reset = pn.widgets.Button(label="Reset the network", color="danger", visible=False)
+        self.diverged_reset = pn.widgets.Button(color="danger", visible=False)
+        self.pe_card = pn.Card(title="", collapsible=False, styles={"flex": "1 1 560px"}, min_width=480)
+        self.network_card = pn.Card(title="", collapsible=False, styles={"flex": "1 1 420px"}, min_width=380)
+        self._relabel()
 
         self.op_select.param.watch(self._on_op_select, "value")
         self.prev_button.on_click(lambda _: self._move_gemm(-1))
@@ -79,6 +100,9 @@ class Dashboard(pn.viewable.Viewer):
         s.param.watch(lambda *_: self._write_url(), list(KEYS.values()))
         self.param.watch(self._show_notices, "notices")
         self.param.watch(self._on_lesson_mode, "lesson_mode")
+        self.param.watch(self._on_lang, "lang")
+        self.lang_switch.param.watch(lambda e: setattr(self, "lang", e.new), "value")
+        self.lessons.param.watch(lambda e: setattr(self, "lang", e.new), "lang")
         if query:
             self.apply_query(query)
         if not self.session.operations():
@@ -89,15 +113,95 @@ class Dashboard(pn.viewable.Viewer):
             pn.state.onload(self._read_url)
             pn.state.on_session_destroyed(self._on_destroyed)
 
+    # ----- language -----
+    def _on_lang(self, event) -> None:
+        """Say everything again in the new language: every view, notice and caption, in place."""
+        lang = event.new
+        if self.lang_switch.value != lang:
+            self.lang_switch.value = lang
+        if self.lessons.lang != lang:
+            self.lessons.lang = lang
+        self.controls.lang = lang
+        self.network.lang = lang
+        self.plots.lang = lang
+        self.pe_array.texts = pe_texts(lang)
+        self._relabel()
+        self.notices = [relabel(n, lang) for n in self.notices]
+        self._on_diverged()
+        ops = self.session.operations()
+        if 0 <= self.op < len(ops) and ops[self.op].is_gemm:
+            self._describe_op(ops[self.op])
+        self._refresh_ops(load=False)
+        if self._caption_state is not None:
+            self.pe_array.caption = self._caption_text()
+            if self._caption_state[0] == "op":
+                self.pe_array.labels = self._dim_labels(self._caption_state[2])
+        doc = pn.state.curdoc
+        if doc is not None and doc.session_context is not None:
+            doc.title = self.page_title()
+        self._write_url()
+
+    def _relabel(self) -> None:
+        """The dashboard's own labels in `lang` (the views relabel themselves)."""
+        tr = self.tr
+        self.lesson_toggle.label = tr("lesson.lesson_mode")
+        self.lang_label.object = f"<b>{tr('lesson.language')}</b>"
+        self.subtitle.object = tr("app.subtitle")
+        self.op_select.label = tr("dash.op_select")
+        self.prev_button.label = tr("dash.prev_gemm")
+        self.next_button.label = tr("dash.next_gemm")
+        self.phase_button.label = tr("dash.next_phase")
+        self.follow_box.label = tr("dash.follow")
+        self.dismiss.label = tr("dash.dismiss")
+        self.diverged_reset.label = tr("dash.reset_network")
+        self.pe_card.title = tr("dash.pe_card")
+        self.network_card.title = tr("dash.network_card")
+
+    def tr(self, key: str, **values) -> str:
+        return t(key, self.lang, **values)
+
+    def page_title(self) -> str:
+        return f"{self.tr('app.title')} · {self.tr('app.subtitle')}"
+
+    def _phase(self, phase: str) -> str:
+        return self.tr(f"phase.{phase}") if f"phase.{phase}" in STRINGS else phase
+
+    def _dim_labels(self, phase: str) -> dict | None:
+        words = LABELS.get(phase)
+        return {dim: self.tr(f"dash.dim.{word}") for dim, word in words.items()} if words else None
+
+    def _caption_text(self) -> str:
+        state = self._caption_state
+        if state[0] == "too_large":
+            return self.tr("dash.too_large", rows=state[1], cols=state[2], max=MAX_ANIMATED_SIDE)
+        if state[0] == "error":
+            return self.tr("dash.trace_error", error=state[1])
+        _, layer, phase, name = state
+        return self.tr("dash.caption", layer=layer, phase=self.tr(f"direction.{PHASE_SHORT[phase]}"), name=name)
+
     # ----- URL -----
     def apply_query(self, query: dict) -> None:
         """Apply a URL query's valid settings; every invalid one becomes a visible notice.
 
-        Lesson keys (lesson, step, lang, hide, lock) open lesson mode at that step.
+        lang sets the language of the whole interface. The other lesson keys (lesson, step,
+        hide, lock) open lesson mode at that step.
         """
-        lesson_part = {k: v for k, v in query.items() if k in LESSON_KEYS}
+        lang_notices = []
+        if "lang" in query:
+            raw = query["lang"]
+            raw = raw[-1] if isinstance(raw, (list, tuple)) and raw else raw
+            raw = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+            if raw.strip() in LANGUAGES:
+                self.lang = raw.strip()
+            else:
+                lang_notices.append(notice(self.lang, "unknown_lang", value=raw.strip()[:20],
+                                           allowed=", ".join(LANGUAGES)))
+        lesson_part = {k: v for k, v in query.items() if k in LESSON_KEYS and k != "lang"}
+        if lesson_part:
+            lesson_part["lang"] = self.lang  # so that the lesson's own notices speak the same language
         query = {k: v for k, v in query.items() if k not in LESSON_KEYS}
         good, notices = parse_query(query, self.session, extra=VIEW_KEYS)
+        notices = lang_notices + [url_notice(n, self.lang) for n in notices]
         view = {k: good.pop(k) for k in list(good) if k in VIEW_KEYS}
         if good:
             with param.parameterized.discard_events(self.session):
@@ -141,12 +245,14 @@ class Dashboard(pn.viewable.Viewer):
         if query:
             self.apply_query(query)
             self._refresh_ops(load=True)
+        if pn.state.curdoc is not None:
+            pn.state.curdoc.title = self.page_title()  # the browser tab's title, in the page's language
         self._write_url()
 
     def _write_url(self):
         location = pn.state.location
         if location is not None and pn.state.curdoc is not None:
-            extra = {"op": self.op, "fps": self.pe_array.fps}
+            extra = {"op": self.op, "fps": self.pe_array.fps, "lang": self.lang}
             if self.lesson_mode:
                 extra |= self.lessons.query()
             location.update_query(**to_query(self.session, extra))
@@ -154,7 +260,16 @@ class Dashboard(pn.viewable.Viewer):
     # ----- notices -----
     def _on_notice(self, event):
         if event.new:
-            self.notices = self.notices + [event.new]
+            self.notices = self.notices + [self._session_notice(event.new)]
+
+    def _session_notice(self, text: str):
+        """The session's notice (English) as a Msg, so it follows the language."""
+        match = RESET_NOTICE.match(text)
+        if not match:
+            return text
+        names = [Msg(f"param.{n}", self.lang) if f"param.{n}" in STRINGS else n
+                 for n in match["names"].split(", ")]
+        return Msg("dash.reset_notice", self.lang, names=names)
 
     def _show_notices(self, *_):
         # escaped: notices quote values from the URL, which anyone can write
@@ -166,9 +281,13 @@ class Dashboard(pn.viewable.Viewer):
         self.notices = []
         self.session.notice = ""
 
-    def _on_diverged(self, event):
-        self.diverged_alert.object = f"**{event.new}** Lower the learning rate and reset." if event.new else ""
-        self.diverged_alert.visible = self.diverged_reset.visible = bool(event.new)
+    def _on_diverged(self, event=None):
+        detail = self.session.diverged
+        if event is not None and detail:
+            log.warning("session diverged: %s", detail)  # the trainer's own words, in the log
+        text = self.tr("dash.diverged", detail=diverged(detail, self.lang)) if detail else ""
+        self.diverged_alert.object = text
+        self.diverged_alert.visible = self.diverged_reset.visible = bool(detail)
 
     # ----- which GEMM is animated -----
     def _gemm_ops(self) -> list[int]:
@@ -183,11 +302,14 @@ class Dashboard(pn.viewable.Viewer):
         for i, op in enumerate(ops):
             if op.is_gemm:
                 st = op.stats
-                options[f"L{op.layer} {PHASE_LABELS[op.phase]}: {op.name}  ({st.m}×{st.k} · {st.k}×{st.n})"] = i
-        self.op_select.options = options
+                options[self.tr("dash.op_option", layer=op.layer, phase=self._phase(op.phase), name=op.name,
+                                shape=f"{st.m}×{st.k} · {st.k}×{st.n}")] = i
+        if options != self.op_select.options:
+            self.op_select.options = options
         gemms = list(options.values())
         if not gemms:
-            self.op_info.object = "<i>Press “One step” or “Train”: the first training step fills the chip.</i>"
+            words = self.tr("dash.no_step", step=self.tr("ctl.step"), train=self.tr("ctl.train").lstrip("▶ "))
+            self.op_info.object = f"<i>{words}</i>"
             return
         if self.op not in gemms:
             self.op = gemms[0]
@@ -229,26 +351,32 @@ class Dashboard(pn.viewable.Viewer):
         self.network.current_op = index
         self.plots.highlight_op = index
         st = op.stats
-        snap = self.session.snapshot
-        self.op_info.object = (
-            f"<b style='color:{palette.FORWARD if op.phase == 'forward' else palette.BACKWARD}'>"
-            f"layer {op.layer} · {PHASE_LABELS[op.phase]} · {op.name}</b> · step {snap.step} · "
-            f"{st.folds} folds · {st.cycles:,} cycles · utilisation {st.utilization:.1%} · "
-            f"mapping efficiency {st.mapping_efficiency:.1%} · {st.energy_pj['total'] / 1e3:,.1f} nJ")
+        self._describe_op(op)
         if max(st.rows, st.cols) > MAX_ANIMATED_SIDE:
-            self.pe_array.caption = (f"{st.rows}×{st.cols} is too large to animate (up to "
-                                     f"{MAX_ANIMATED_SIDE}×{MAX_ANIMATED_SIDE}); the numbers above are exact.")
+            self._caption_state = ("too_large", st.rows, st.cols)
+            self.pe_array.caption = self._caption_text()
             return
         window = min(st.cycles, TRACE_BUDGET // chip_trace.bytes_per_cycle(st.rows, st.cols))
         try:
             trace = self.session.trace_operation(index, (0, window))
         except (TraceTooLarge, ValueError) as exc:
-            self.pe_array.caption = str(exc)
+            self._caption_state = ("error", str(exc))
+            self.pe_array.caption = self._caption_text()
             return
-        caption = f"layer {op.layer} · {PHASE_SHORT[op.phase]} · {op.name}"
-        self.pe_array.load_trace(trace, labels=LABELS.get(op.phase), total_cycles=trace.start + trace.n_cycles,
-                                 caption=caption)
+        self._caption_state = ("op", op.layer, op.phase, op.name)
+        self.pe_array.load_trace(trace, labels=self._dim_labels(op.phase), total_cycles=trace.start + trace.n_cycles,
+                                 caption=self._caption_text())
         self._write_url()
+
+    def _describe_op(self, op) -> None:
+        """The line above the PE array: the GEMM shown and its numbers."""
+        st = op.stats
+        snap = self.session.snapshot
+        color = palette.FORWARD if op.phase == "forward" else palette.BACKWARD
+        words = self.tr("dash.op_info", layer=op.layer, phase=self._phase(op.phase), name=op.name, step=snap.step,
+                        folds=st.folds, cycles=f"{st.cycles:,}", util=f"{st.utilization:.1%}",
+                        mapping=f"{st.mapping_efficiency:.1%}", energy=f"{st.energy_pj['total'] / 1e3:,.1f}")
+        self.op_info.object = f"<b style='color:{color}'>{words}"
 
     def _on_pe_selected(self, event):
         self.network.selected_pe = event.new
@@ -286,24 +414,27 @@ class Dashboard(pn.viewable.Viewer):
             pn.Row(self.prev_button, self.next_button, self.phase_button, self.follow_box),
             self.pe_array, sizing_mode="stretch_width")
         # the two cards sit side by side when there is room and stack when there is not (lesson mode)
-        cards = pn.FlexBox(
-            pn.Card(animation, title="The PE array, cycle by cycle", collapsible=False,
-                    styles={"flex": "1 1 560px"}, min_width=480),
-            pn.Card(self.network, title="The network", collapsible=False, styles={"flex": "1 1 420px"},
-                    min_width=380),
-            flex_wrap="wrap", sizing_mode="stretch_width")
+        self.pe_card.objects = [animation]
+        self.network_card.objects = [self.network]
+        cards = pn.FlexBox(self.pe_card, self.network_card, flex_wrap="wrap", sizing_mode="stretch_width")
         top = pn.Row(self.lesson_panel, cards, sizing_mode="stretch_width")
         return pn.Column(pn.Row(self.alert, self.dismiss), pn.Row(self.diverged_alert, self.diverged_reset),
                          top, self.plots, sizing_mode="stretch_width")
 
+    def sidebar_header(self):
+        """The language switch and the lesson-mode toggle, at the top of the sidebar."""
+        return pn.Column(pn.Row(self.lang_label, self.lang_switch, sizing_mode="stretch_width"), self.lesson_toggle,
+                         sizing_mode="stretch_width")
+
     def __panel__(self):
-        return pn.Row(pn.Column(self.lesson_toggle, self.controls, width=320), self.main_area(),
+        return pn.Row(pn.Column(self.sidebar_header(), self.controls, width=320), self.main_area(),
                       sizing_mode="stretch_width")
 
     def template(self):
         # Bootstrap: unlike the Fast templates it fetches no web font, so the page loads offline.
+        # The title stays "ChipViz"; the words after it are a pane, so they follow the language.
         return pn.template.BootstrapTemplate(
-            title="ChipViz · a neural network training on a systolic-array chip",
-            sidebar=[self.lesson_toggle, self.controls],
+            title=self.tr("app.title"), header=[self.subtitle],
+            sidebar=[self.sidebar_header(), self.controls],
             main=[self.main_area()], header_background=palette.BLUE, sidebar_width=350)
 

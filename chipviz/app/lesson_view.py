@@ -4,7 +4,8 @@
 look at, a "predict, then run" question with its check, and the teacher's exercises; every
 step puts the dashboard's session, GEMM shown, cycle and controls in the state the lesson
 file asks for. All text, the lessons' and this view's own, exists in English and Chinese
-(`lang`). The lessons themselves are data (lessons/<lang>/*.md, parsed by lessons.py).
+(`lang`; inside the dashboard it is linked both ways to Dashboard.lang, the language of the
+whole interface). The lessons themselves are data (lessons/<lang>/*.md, parsed by lessons.py).
 
 Served, it reads and writes the URL keys of lessons.LESSON_KEYS (lesson, step, lang, hide,
 lock), so a teacher's link such as ?lesson=3&step=2&lang=zh&hide=lr,batch&lock=rows,cols opens
@@ -313,6 +314,8 @@ class LessonView(pn.viewable.Viewer):
         self._write_url()
 
     def _write_url(self):
+        if not getattr(self.dashboard, "lesson_mode", True):
+            return  # a dashboard outside lesson mode writes the URL (with the shared lang) itself
         location = pn.state.location
         if location is not None and pn.state.curdoc is not None:
             location.update_query(**self.query())

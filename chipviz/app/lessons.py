@@ -72,10 +72,11 @@ import numpy as np
 from ..chip import ChipConfig, Mapping, analyze, gemm
 from ..chip import trace as chip_trace
 from ..nn.trainer import Diverged, Trainer
+from . import i18n
 from .session import TrainingSession
 from .url import KEYS, convert
 
-LANGUAGES = ("en", "zh")
+LANGUAGES = i18n.LANGUAGES
 LESSON_KEYS = ("lesson", "step", "lang", "hide", "lock")  # URL keys owned by the lesson mode
 LESSONS_DIR = Path(os.environ.get("CHIPVIZ_LESSONS", Path(__file__).resolve().parents[2] / "lessons"))
 
@@ -103,55 +104,20 @@ PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}")
 NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 # ----- the interface's own words, in both languages (used by LessonView too) -----
-UI = {
-    "en": {
-        "lesson": "Lesson", "back": "◀ Back", "next": "Next ▶", "step_of": "Step {i} of {n}",
-        "goals": "Learning goals", "look": "Look", "question": "Predict, then run", "check": "Check",
-        "your_answer": "Your answer", "number_hint": "a number, e.g. 14",
-        "exercises": "For the teacher: exercises with answers",
-        "answer": "Answer", "right": "Right!", "wrong": "Not quite.",
-        "you_said": "You said {given}; the simulator says {expected}.",
-        "simulator_says": "The simulator says {expected}.",
-        "not_a_number": "“{given}” is not a number. Type digits such as 14, 0.25 or 28.6%.",
-        "empty": "Type your answer first.",
-        "choose_one": "Pick one of the answers first.",
-        "language": "Language", "lesson_mode": "Lessons", "done": "End of the lesson: choose the next one above.",
-        "yes": "yes", "no": "no", "memory": "memory-bound", "compute": "compute-bound",
-        "step_title": "Step {i}: {title}",
-        "unknown_lang": "lang={value} was ignored: must be one of {allowed}.",
-        "unknown_lesson": "lesson={value} was ignored: there are lessons {allowed}.",
-        "bad_step": "step={value} was ignored: lesson {lesson} has steps 1 to {n}.",
-        "bad_control": "{which}={value} was ignored: unknown control(s) {bad} (allowed: {allowed}).",
-        "cycle_clamped": "The step asks for cycle {cycle}, but this GEMM has only {total} cycles; "
-                         "the last one is shown.",
-        "op_missing": "The step shows {op}, which this network does not compute; the first GEMM is shown.",
-    },
-    "zh": {
-        "lesson": "课程", "back": "◀ 上一步", "next": "下一步 ▶", "step_of": "第 {i} 步，共 {n} 步",
-        "goals": "学习目标", "look": "观察", "question": "先预测，再运行", "check": "检查",
-        "your_answer": "你的答案", "number_hint": "一个数，例如 14", "exercises": "教师用：练习与答案",
-        "answer": "答案", "right": "正确！", "wrong": "不太对。",
-        "you_said": "你的答案是 {given}；模拟器算出的是：{expected}。",
-        "simulator_says": "模拟器算出的是：{expected}。",
-        "not_a_number": "“{given}”不是一个数。请输入数字，例如 14、0.25 或 28.6%。",
-        "empty": "请先输入答案。",
-        "choose_one": "请先选择一个答案。",
-        "language": "语言", "lesson_mode": "课程", "done": "本课结束：请在上方选择下一课。",
-        "yes": "是", "no": "否", "memory": "受内存带宽限制", "compute": "受计算能力限制", "step_title": "第 {i} 步：{title}",
-        "unknown_lang": "lang={value} 已忽略：只能是 {allowed}。",
-        "unknown_lesson": "lesson={value} 已忽略：现有课程为 {allowed}。",
-        "bad_step": "step={value} 已忽略：第 {lesson} 课只有第 1 到第 {n} 步。",
-        "bad_control": "{which}={value} 已忽略：未知控件 {bad}（可用：{allowed}）。",
-        "cycle_clamped": "这一步要显示第 {cycle} 个周期，但这个矩阵乘法只有 {total} 个周期；显示最后一个周期。",
-        "op_missing": "这一步要显示 {op}，但这个网络不计算它；显示第一个矩阵乘法。",
-    },
-}
+# One table for the whole app (chipviz.app.i18n); the lesson mode's words are its "lesson." keys.
+UI = {lang: {key[len("lesson."):]: i18n.t(key, lang) for key in i18n.STRINGS if key.startswith("lesson.")}
+      for lang in LANGUAGES}
 
 
 def ui(lang: str, key: str, **values) -> str:
     """An interface string in `lang` (English if missing), formatted with `values`."""
     text = UI.get(lang, UI["en"]).get(key) or UI["en"][key]
     return text.format(**values) if values else text
+
+
+def notice(lang: str, key: str, /, **values) -> str:
+    """Like ui(), for a notice: a string that the dashboard can show again in the other language."""
+    return i18n.Msg(f"lesson.{key}", lang if lang in LANGUAGES else "en", **values)
 
 
 class LessonError(ValueError):
@@ -1477,14 +1443,14 @@ def apply_step(step: Step, session, lesson: Lesson | None = None, extra_hide=(),
     if step.view.op:
         index = find_op(ops, step.view.op)
         if index is None:
-            notices.append(ui(lang, "op_missing", op=op_label(step.view.op, lang)))
+            notices.append(notice(lang, "op_missing", op=op_label(step.view.op, lang)))
     if index is None:
         index = next((i for i, op in enumerate(ops) if op.is_gemm), None)
     cycle = step.view.cycle
     if cycle is not None and index is not None:
         total = ops[index].stats.cycles
         if cycle >= total:
-            notices.append(ui(lang, "cycle_clamped", cycle=cycle, total=total))
+            notices.append(notice(lang, "cycle_clamped", cycle=cycle, total=total))
             cycle = total - 1
     hide = sorted(set(lesson.hide if lesson else ()) | set(step.view.hide) | set(extra_hide))
     lock = sorted(set(lesson.lock if lesson else ()) | set(step.view.lock) | set(extra_lock))
@@ -1520,7 +1486,7 @@ def lesson_state_from_query(query: dict, root=None) -> tuple[dict, list[str]]:
         if lang_raw in LANGUAGES:
             values["lang"] = lang = lang_raw
         else:
-            notices.append(ui("en", "unknown_lang", value=lang_raw[:20], allowed=", ".join(LANGUAGES)))
+            notices.append(notice("en", "unknown_lang", value=lang_raw[:20], allowed=", ".join(LANGUAGES)))
     lessons = cached_lessons(lang, root)
     numbers = [lesson.number for lesson in lessons]
     lesson_raw = raw("lesson")
@@ -1530,7 +1496,7 @@ def lesson_state_from_query(query: dict, root=None) -> tuple[dict, list[str]]:
             chosen = next(l for l in lessons if l.number == int(lesson_raw))
             values["lesson"] = chosen.number
         else:
-            notices.append(ui(lang, "unknown_lesson", value=lesson_raw[:20],
+            notices.append(notice(lang, "unknown_lesson", value=lesson_raw[:20],
                               allowed=f"{min(numbers)}–{max(numbers)}" if numbers else "—"))
     step_raw = raw("step")
     if step_raw is not None:
@@ -1539,7 +1505,7 @@ def lesson_state_from_query(query: dict, root=None) -> tuple[dict, list[str]]:
         if target and step_raw.isdigit() and len(step_raw) < 6 and 1 <= int(step_raw) <= n:
             values["step"] = int(step_raw)
         else:
-            notices.append(ui(lang, "bad_step", value=step_raw[:20], lesson=target.number if target else "?", n=n))
+            notices.append(notice(lang, "bad_step", value=step_raw[:20], lesson=target.number if target else "?", n=n))
     for key in ("hide", "lock"):
         value = raw(key)
         if value is None:
@@ -1547,7 +1513,7 @@ def lesson_state_from_query(query: dict, root=None) -> tuple[dict, list[str]]:
         good, bad = _controls(value)
         values[key] = good
         if bad:
-            notices.append(ui(lang, "bad_control", which=key, value=value[:40], bad=", ".join(b[:20] for b in bad),
+            notices.append(notice(lang, "bad_control", which=key, value=value[:40], bad=", ".join(b[:20] for b in bad),
                               allowed=", ".join(SETTING_KEYS)))
     return values, notices
 

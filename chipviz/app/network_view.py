@@ -30,10 +30,10 @@ from bokeh.events import Tap
 from bokeh.models import ColumnDataSource, HoverTool, Range1d, Scatter, Segment, TapTool, Text
 from bokeh.plotting import figure
 
-from ..nn.on_chip import PHASE_LABELS
 from . import palette
+from .i18n import LANGUAGES, STRINGS, join, t
 from .session import TrainingSession
-from .weight_map import WeightMap
+from .weight_map import WeightMap, WeightPlacement
 
 POSITIVE = palette.SKY_BLUE  # weight > 0 (Playground's blue, from the Okabe–Ito set)
 NEGATIVE = palette.ORANGE  # weight < 0
@@ -47,11 +47,105 @@ MAX_WIDTH_PX = 6.0
 TAP_TOLERANCE_PX = 5.0  # a click this close to a link selects it (the nearest one wins)
 
 
-def layer_name(index: int, n_layers: int) -> str:
+def layer_name(index: int, n_layers: int, lang: str = "en") -> str:
     """Name of unit layer `index` (0 = input, n_layers = output)."""
     if index == 0:
-        return "input"
-    return "output" if index == n_layers else f"hidden {index}"
+        return t("net.input", lang)
+    return t("net.output", lang) if index == n_layers else t("net.hidden", lang, i=index)
+
+
+# ----- where weights sit on the array, in words (the same sentences as weight_map's describe()) -----
+
+def _wname(layer: int, i: int, j: int, gradient: bool = False) -> str:
+    return f"{'dW' if gradient else 'W'}{layer}[{i}, {j}]"
+
+
+def gemm_label(op, lang: str = "en") -> str:
+    """A GEMM's short name, e.g. "L2 fwd Y = X·W" (weight_map.GemmOp.label) in `lang`."""
+    return t("wm.gemm", lang, layer=op.layer, phase=t(f"wm.phase.{op.phase}", lang), name=op.name)
+
+
+def _op_text(op, dataflow: str, lang: str) -> str:
+    return t("wm.op", lang, label=gemm_label(op, lang), dataflow=dataflow)
+
+
+def _fold_text(fold: int, folds: int, lang: str) -> str:
+    return t("wm.fold", lang, i=fold + 1, n=folds)
+
+
+def _list_text(layer: int, pairs, gradient: bool, lang: str, limit: int = 4) -> str:
+    pairs = list(pairs)
+    shown = join([_wname(layer, i, j, gradient) for i, j in pairs[:limit]], lang)
+    return shown + (t("wm.more", lang, n=len(pairs)) if len(pairs) > limit else "")
+
+
+def _sentence(text: str, note: str, lang: str) -> str:
+    return t("wm.sentence", lang, text=text, note=note).strip()
+
+
+def describe_pe(pe, wmap: WeightMap, lang: str = "en") -> str:
+    """What a PE does with the layer's weights in a fold (weight_map.PEWeights.describe) in `lang`."""
+    op, df = pe.op, pe.dataflow
+    where = t("wm.pe_where", lang, row=pe.row, col=pe.col, fold=_fold_text(pe.fold, pe.folds, lang),
+              op=_op_text(op, df, lang))
+    r0, r1, c0, c1 = wmap.tile(pe.fold)
+    if pe.role == "idle":
+        note = t("wm.note_idle", lang, r=r1 - r0, rows=wmap.rows, c=c1 - c0, cols=wmap.cols)
+        return t("wm.pe_idle", lang, where=where, note=note)
+    r, c = r0 + pe.row, c0 + pe.col
+    forward = op.phase == "forward"
+    if op.uses_weights:
+        if df == "ws":
+            note = t("wm.note_ws_holds", lang, who=t("wm.who_inputs" if forward else "wm.who_gradients", lang),
+                     m=op.m)
+        elif df == "os":
+            note = t("wm.note_os_streams", lang, what="Y" if forward else "dX", r=r, c=c)
+        else:
+            note = t("wm.note_is_streams", lang, what="X" if forward else "dY", r=r, c=c)
+    elif df == "os":
+        note = t("wm.note_os_accumulates", lang, r=r, c=c, last=op.k - 1)
+    elif df == "ws":
+        note = t("wm.note_ws_sums", lang, r=r, c=c)
+    else:
+        note = t("wm.note_is_sums", lang, r=r, c=c)
+    text = t(f"wm.pe_{pe.role}", lang, where=where, list=_list_text(op.layer, pe.weights, pe.gradient, lang))
+    return _sentence(text, note, lang)
+
+
+def describe_placement(placement: WeightPlacement, wmap: WeightMap, lang: str = "en") -> str:
+    """Where a weight is on the array during a GEMM (weight_map.WeightPlacement.describe) in `lang`."""
+    p, op = placement, placement.op
+    plain = _wname(p.layer, p.i, p.j)
+    if op is None:
+        return placement.describe()
+    if p.role == "unused":
+        return t("wm.w_unused", lang, weight=plain, label=t("wm.quoted", lang, text=gemm_label(op, lang)),
+                 op_layer=op.layer, layer=p.layer)
+    name = _wname(p.layer, p.i, p.j, p.gradient)
+    label = _op_text(op, p.dataflow, lang)
+    not_on_chip = t("wm.note_not_on_chip", lang, weight=plain)
+    if p.role in ("holds", "accumulates"):
+        f, r, c = p.pes[0]
+        text = t(f"wm.w_{p.role}", lang, weight=name, r=r, c=c, fold=_fold_text(f, p.folds, lang), op=label)
+        return _sentence(text, not_on_chip if p.role == "accumulates" else "", lang)
+    folds = p.fold_indices
+    rows = sorted({r for _, r, _ in p.pes})
+    cols = sorted({c for _, _, c in p.pes})
+    fold_text = t("wm.folds_many" if len(folds) > 1 else "wm.folds_one", lang,
+                  list=join([f + 1 for f in folds], lang), n=p.folds)
+    if len(cols) == 1:
+        line = t("wm.down_column", lang, col=cols[0], first=rows[0], last=rows[-1])
+    else:
+        line = t("wm.along_row", lang, row=rows[0], first=cols[0], last=cols[-1])
+    text = t("wm.w_streams" if p.role == "streams" else "wm.w_sums", lang, weight=name, line=line,
+             folds=fold_text, op=label)
+    if p.role == "streams":
+        note = t("wm.note_w_os" if p.dataflow == "os" else "wm.note_w_is", lang, k=p.step, n=p.step)
+    else:
+        first = folds[0]
+        samples = int(wmap.tiles[first, 1] - wmap.tiles[first, 0])
+        note = t("wm.note_w_sums", lang, samples=samples, folds=len(folds), weight=plain)
+    return _sentence(text, note, lang)
 
 
 def shown_units(size: int, max_units: int, compact: int, pins=(), strength: np.ndarray | None = None) -> np.ndarray:
@@ -93,6 +187,7 @@ class NetworkView(pn.viewable.Viewer):
     height = param.Integer(default=380, bounds=(200, 2000))
     description = param.String(default="", doc="what the selection means, in words (Markdown)")
     summary = param.String(default="", doc="the operation on the chip and what is drawn (HTML)")
+    lang = param.Selector(default="en", objects=list(LANGUAGES), doc="language of the words")
 
     def __init__(self, session: TrainingSession, **params):
         super().__init__(session=session, **params)
@@ -105,12 +200,13 @@ class NetworkView(pn.viewable.Viewer):
         self._build_figure()
         self._info = pn.pane.Markdown("", sizing_mode="stretch_width", margin=(0, 10))
         self._header = pn.pane.HTML("", sizing_mode="stretch_width", margin=(0, 10))
-        self._clear = pn.widgets.Button(label="Clear selection", color="light", width=130, margin=(0, 10))
+        self._clear = pn.widgets.Button(label=t("net.clear", self.lang), color="light", width=130, margin=(0, 10))
         self._clear.on_click(lambda _event: self.clear_selection())
+        self._legend = pn.pane.HTML(self._legend_html(), sizing_mode="stretch_width", margin=(0, 10))
         self._layout = pn.Column(
             self._header,
             pn.pane.Bokeh(self.figure, sizing_mode="stretch_width"),
-            pn.Row(self._legend_html(), pn.layout.HSpacer(), self._clear, sizing_mode="stretch_width"),
+            pn.Row(self._legend, pn.layout.HSpacer(), self._clear, sizing_mode="stretch_width"),
             self._info,
             sizing_mode="stretch_width",
         )
@@ -118,7 +214,8 @@ class NetworkView(pn.viewable.Viewer):
         self.param.watch(self._on_summary, ["summary"])
         self._session_watcher = session.param.watch(self._schedule, ["snapshot"])
         self.param.watch(self._schedule, ["current_op", "fold", "selected_weight", "selected_pe", "max_units",
-                                          "compact_units", "max_links", "unit_choice"])
+                                          "compact_units", "max_links", "unit_choice", "lang"])
+        self.param.watch(self._on_lang, ["lang"])
         self._refresh()
 
     def __panel__(self):
@@ -167,15 +264,30 @@ class NetworkView(pn.viewable.Viewer):
                                        text_align="center", text_baseline="bottom", text_font_style="bold"))
         p.add_glyph(self._more, Text(x="x", y="y", text="text", text_font_size="12px", text_color="#555555",
                                      text_align="center", text_baseline="top"))
-        p.add_tools(HoverTool(renderers=[hits], tooltips=[("weight", "@name"), ("link", "@path")],
-                              line_policy="interp", point_policy="follow_mouse"),
-                    HoverTool(renderers=[units], tooltips=[("unit", "@name"), ("bias", "@bias")]),
-                    TapTool(renderers=[hits]))
+        self._link_hover = HoverTool(renderers=[hits], tooltips=self._link_tooltips(), line_policy="interp",
+                                     point_policy="follow_mouse")
+        self._unit_hover = HoverTool(renderers=[units], tooltips=self._unit_tooltips())
+        p.add_tools(self._link_hover, self._unit_hover, TapTool(renderers=[hits]))
         self._links_renderer, self._hit_renderer = links, hits
         p.on_event(Tap, self._on_tap)
         self.figure = p
 
-    def _legend_html(self) -> pn.pane.HTML:
+    def _link_tooltips(self):
+        return [(t("net.tip_weight", self.lang), "@name"), (t("net.tip_link", self.lang), "@path")]
+
+    def _unit_tooltips(self):
+        return [(t("net.tip_unit", self.lang), "@name"), (t("net.tip_bias", self.lang), "@bias")]
+
+    def _on_lang(self, *_events) -> None:
+        """Relabel the static words (the drawing's own words follow with the redraw)."""
+        self._clear.label = t("net.clear", self.lang)
+        self._legend.object = self._legend_html()
+        self._link_hover.tooltips = self._link_tooltips()
+        self._unit_hover.tooltips = self._unit_tooltips()
+
+    def _legend_html(self) -> str:
+        lang = self.lang
+
         def swatch(color, text, line=False):
             shape = (f"display:inline-block;width:22px;height:4px;background:{color};vertical-align:middle"
                      if line else f"display:inline-block;width:12px;height:12px;background:{color};"
@@ -183,12 +295,13 @@ class NetworkView(pn.viewable.Viewer):
             return f"<span style='margin-right:12px;white-space:nowrap'><span style='{shape}'></span> {text}</span>"
 
         html = (swatch(POSITIVE, "w &gt; 0", True) + swatch(NEGATIVE, "w &lt; 0", True)
-                + "<span style='margin-right:12px'>width, opacity ∝ |w|</span>"
-                + "<span style='margin-right:12px'>unit fill: bias</span>"
-                + swatch(palette.FORWARD, "forward on chip") + swatch(palette.BACKWARD, "backward on chip")
-                + swatch(PE_HALO, "used by the selected PE", True) + swatch(SELECTED_HALO, "selected link", True))
-        return pn.pane.HTML(f"<div style='font-size:12px;color:{palette.INK}'>{html}</div>",
-                            sizing_mode="stretch_width", margin=(0, 10))
+                + f"<span style='margin-right:12px;white-space:nowrap'>{t('net.legend_width', lang)}</span>"
+                + f"<span style='margin-right:12px;white-space:nowrap'>{t('net.legend_bias', lang)}</span>"
+                + swatch(palette.FORWARD, t("net.legend_forward", lang))
+                + swatch(palette.BACKWARD, t("net.legend_backward", lang))
+                + swatch(PE_HALO, t("net.legend_pe", lang), True)
+                + swatch(SELECTED_HALO, t("net.legend_selected", lang), True))
+        return f"<div style='font-size:12px;color:{palette.INK}'>{html}</div>"
 
     # ----- thread-safe scheduling -----
     def _schedule(self, *_events) -> None:
@@ -227,12 +340,13 @@ class NetworkView(pn.viewable.Viewer):
         if self.selected_pe is None:
             return None, ""
         row, col = self.selected_pe
+        lang = self.lang
         if wmap is None:
             op = self.operation()
-            what = f"'{op.name}' runs on the vector unit" if op is not None else "no step has run yet"
-            return None, f"PE({row}, {col}): the PE array is not working on weights now ({what})."
+            what = t("net.runs_on_vector", lang, name=op.name) if op is not None else t("net.no_step_yet", lang)
+            return None, t("net.pe_no_weights", lang, row=row, col=col, what=what)
         if not (0 <= row < wmap.rows and 0 <= col < wmap.cols):
-            return None, f"PE({row}, {col}) is outside the {wmap.rows}×{wmap.cols} array."
+            return None, t("net.pe_outside", lang, row=row, col=col, rows=wmap.rows, cols=wmap.cols)
         return wmap.weights_on_pe(row, col, min(self.fold, wmap.folds - 1)), ""
 
     # ----- drawing -----
@@ -306,7 +420,7 @@ class NetworkView(pn.viewable.Viewer):
             cols["j"].append(jj)
             dim = 1.0 if focus is None or focus == gap else DIM
             cols["alpha"].append(np.full(len(vals), dim))  # scaled by |w| below
-            src_name, dst_name = layer_name(gap - 1, n_layers), layer_name(gap, n_layers)
+            src_name, dst_name = layer_name(gap - 1, n_layers, self.lang), layer_name(gap, n_layers, self.lang)
             cols["name"].extend(f"W{gap}[{a}, {b}] = {v:+.4f}" for a, b, v in zip(ii.tolist(), jj.tolist(), vals))
             cols["path"].extend(f"{src_name} {a} → {dst_name} {b}" for a, b in zip(ii.tolist(), jj.tolist()))
         for k in ("x0", "x1", "y0", "y1", "w", "layer", "i", "j", "alpha"):
@@ -340,7 +454,7 @@ class NetworkView(pn.viewable.Viewer):
         top = (n_max - 1) / 2
         sel_units = {(sel[0] - 1, sel[1]), (sel[0], sel[2])} if sel is not None else set()
         for idx, units in enumerate(shown):
-            name = layer_name(idx, n_layers)
+            name = layer_name(idx, n_layers, self.lang)
             for u in units.tolist():
                 ux.append(float(idx))
                 uy.append(ys[idx][u])
@@ -367,7 +481,7 @@ class NetworkView(pn.viewable.Viewer):
             if len(units) < sizes[idx]:
                 more_x.append(float(idx))
                 more_y.append(-(len(units) - 1) / 2 - 0.55)
-                more_t.append(f"⋮ {sizes[idx] - len(units)} more")
+                more_t.append(t("net.more", self.lang, n=sizes[idx] - len(units)))
             tit_x.append(float(idx))
             tit_y.append(top + 0.9)
             tit_t.append(f"{name} · {sizes[idx]}")
@@ -405,6 +519,10 @@ class NetworkView(pn.viewable.Viewer):
         self._pe_layer = pe_gap
         self.summary = self._summary_html(op, sizes, snap.step)
         self.description = self._describe(sel, weights, op, wmap, pe, pe_reason)
+        if self._info.object != self.description:
+            self._info.object = self.description
+        if self._header.object != self.summary:
+            self._header.object = self.summary
 
     @staticmethod
     def _pe_gap(pe) -> int:
@@ -421,24 +539,24 @@ class NetworkView(pn.viewable.Viewer):
     # ----- words -----
     def _summary_html(self, op, sizes, step) -> str:
         shape = "-".join(str(s) for s in sizes)
+        lang = self.lang
         if op is None:
-            now = "No training step has run yet: press step or play to put the network on the chip."
+            now = t("net.no_step", lang)
         else:
             color = PHASE_COLORS.get(op.phase, palette.INK)
             arrow = "→" if op.phase == "forward" else ("←" if op.phase.startswith("backward") else "↻")
-            where = f"layer {op.layer}" if op.layer else "all layers"
-            unit = "PE array" if op.is_gemm else "vector unit"
-            n_ops = len(self.operations())
-            now = (f"On the chip now ({self.current_op_index() + 1} of {n_ops}, step {step}): "
-                   f"<b style='color:{color}'>{arrow} {where} · {PHASE_LABELS.get(op.phase, op.phase)} · "
-                   f"{op.name}</b> on the {unit}")
+            where = t("net.layer", lang, layer=op.layer) if op.layer else t("net.all_layers", lang)
+            unit = t("net.pe_array" if op.is_gemm else "net.vector_unit", lang)
+            phase = t(f"phase.{op.phase}", lang) if f"phase.{op.phase}" in STRINGS else op.phase
+            what = f"<b style='color:{color}'>{arrow} {where} · {phase} · {op.name}</b>"
+            now = t("net.now", lang, i=self.current_op_index() + 1, n=len(self.operations()), step=step,
+                    what=what, unit=unit)
         compact = [i for i, s in enumerate(sizes) if s > self.max_units]
         note = ""
         if compact:
-            note = (f"<br><span style='color:#555'>Network {shape}: layers wider than {self.max_units} units "
-                    f"show {self.compact_units} (⋮ counts the rest); next to such a layer only the "
-                    f"{self.max_links} strongest links are drawn — {self.drawn_links:,} of "
-                    f"{self.total_links:,} links shown.</span>")
+            words = t("net.compact", lang, shape=shape, max=self.max_units, compact=self.compact_units,
+                      links=self.max_links, drawn=f"{self.drawn_links:,}", total=f"{self.total_links:,}")
+            note = f"<br><span style='color:#555'>{words}</span>"
         return f"<div style='font-size:13px;color:{palette.INK}'>{now}{note}</div>"
 
     def current_op_index(self) -> int:
@@ -446,36 +564,39 @@ class NetworkView(pn.viewable.Viewer):
 
     def _describe(self, sel, weights, op, wmap, pe, pe_reason) -> str:
         lines = []
+        lang = self.lang
         if self.selected_weight is not None and sel is None:
-            lines.append(f"The selected weight {self.selected_weight} is not in this network (it was reset).")
+            lines.append(t("net.sel_gone", lang, weight=self.selected_weight))
         if sel is not None:
             layer, i, j = sel
             n_layers = len(weights)
             value = float(weights[layer - 1][i, j])
-            lines.append(f"**W{layer}[{i}, {j}] = {value:+.4f}** — from {layer_name(layer - 1, n_layers)} unit {i} "
-                         f"to {layer_name(layer, n_layers)} unit {j}.")
+            lines.append(t("net.sel_weight", lang, weight=f"W{layer}[{i}, {j}]", value=f"{value:+.4f}",
+                           src=layer_name(layer - 1, n_layers, lang), i=i, dst=layer_name(layer, n_layers, lang),
+                           j=j))
             if wmap is not None:
                 placement = wmap.pes_for_weight(layer, i, j)
-                lines.append(placement.describe() if placement.role != "unused" else
-                             f"The chip is running '{wmap.op.label}' (layer {wmap.op.layer}), not this weight's layer.")
+                lines.append(describe_placement(placement, wmap, lang) if placement.role != "unused" else
+                             t("net.other_layer", lang, label=gemm_label(wmap.op, lang), layer=wmap.op.layer))
             elif op is not None:
-                lines.append(f"The chip is running '{op.name}' on its vector unit: no weights are on the PE array.")
+                lines.append(t("net.on_vector", lang, name=op.name))
             others = [o for o in self.operations() if o.is_gemm and o.layer == layer and o is not op]
             if others:
-                where = [WeightMap.for_operation(o).pes_for_weight(layer, i, j).describe() for o in others]
-                lines.append(f"In this step's other matrix multiplies of layer {layer}:\n"
+                maps = [WeightMap.for_operation(o) for o in others]
+                where = [describe_placement(m.pes_for_weight(layer, i, j), m, lang) for m in maps]
+                lines.append(t("net.others", lang, layer=layer) + "\n"
                              + "\n".join(f"- {text}" for text in where))
         if pe_reason:
             lines.append(pe_reason)
         elif pe is not None:
-            text = pe.describe()
+            text = describe_pe(pe, wmap, lang)
             if pe.role != "idle":
                 drawn = int(sum(1 for _ in self._drawn_of(pe)))
                 if drawn < len(pe.weights):
-                    text += f" ({drawn} of these {len(pe.weights)} links are drawn.)"
-            lines.append(("Yellow links: " if pe.role != "idle" else "") + text)
+                    text += t("net.drawn_of", lang, drawn=drawn, n=len(pe.weights))
+            lines.append((t("net.yellow", lang) if pe.role != "idle" else "") + text)
         if not lines:
-            lines.append("Click a link to see where its weight sits on the PE array.")
+            lines.append(t("net.click", lang))
         return "\n\n".join(lines)
 
     def _drawn_of(self, pe):

@@ -24,7 +24,7 @@ MAC = ORANGE
 PRELOAD = SKY_BLUE
 STALL = REDDISH_PURPLE
 STATE_COLORS = (IDLE, MAC, PRELOAD, STALL)
-STATE_LABELS = ("idle", "MAC", "preload", "stall")
+STATE_LABELS = ("idle", "MAC", "preload", "stall")  # English; the views show i18n "pe.state.<label>"
 
 # Direction of a training pass, for captions, curves and badges.
 FORWARD = BLUE

@@ -36,6 +36,7 @@ from panel.custom import JSComponent
 
 from ..chip.trace import Trace
 from . import palette
+from .i18n import texts as _texts
 
 MAGIC = b"CVPA"
 FORMAT_VERSION = 1
@@ -45,8 +46,15 @@ MIN_BATCH_CYCLES = 16
 MAX_DEFAULT_BATCH_CYCLES = 600
 REGISTER_PLANES = ("psum", "stationary", "from_left", "from_top")
 DIMENSION_LABELS = {"M": "rows of A and C", "K": "inner dimension", "N": "columns of B and C"}
+STATE_KEYS = palette.STATE_LABELS  # i18n "pe.state.<key>", in palette.STATE_COLORS order
 _DTYPES = {"u1": np.uint8, "i1": np.int8, "i2": np.int16, "i4": np.int32, "f4": np.float32}
-_STATUS_PART = re.compile(r"^\s*(fold\s+\d+\s+of\s+\d+|cycle\s+\d+\s+of\s+\d+)\s*$", re.IGNORECASE)
+_STATUS_PART = re.compile(r"^\s*(fold\s+\d+\s+of\s+\d+|cycle\s+\d+\s+of\s+\d+|(折叠|周期)\s*\d+\s*/\s*\d+)\s*$",
+                          re.IGNORECASE)
+
+
+def pe_texts(lang: str = "en") -> dict[str, str]:
+    """The view's words in `lang` for its `texts` parameter (i18n keys "pe.*", without the prefix)."""
+    return _texts("pe.", lang)
 
 
 def strip_status(caption: str) -> str:
@@ -241,8 +249,9 @@ _ESM = r"""
 const PAL = __PALETTE__;
 const CTOR = { u1: Uint8Array, i1: Int8Array, i2: Int16Array, i4: Int32Array, f4: Float32Array };
 const REG = ["psum", "stationary", "from_left", "from_top"];
-const STATUS_PART = /^\s*(fold\s+\d+\s+of\s+\d+|cycle\s+\d+\s+of\s+\d+)\s*$/i;
+const STATUS_PART = /^\s*(fold\s+\d+\s+of\s+\d+|cycle\s+\d+\s+of\s+\d+|(折叠|周期)\s*\d+\s*\/\s*\d+)\s*$/i;
 const DIM_DEFAULT = __DIMS__;
+const STATE_KEYS = __STATE_KEYS__;
 const STATE_RGB = PAL.states.map((h) => [1, 3, 5].map((k) => parseInt(h.slice(k, k + 2), 16)));
 
 function toArrayBuffer(v) {
@@ -295,22 +304,41 @@ function el(tag, cls, text) {
 }
 
 export function render({ model, el: host }) {
+  // the words come from Python (texts: i18n "pe.*" in the app's language); {name}s are filled in
+  const T = (key, vars) => {
+    const texts = model.texts || {};
+    let s = texts[key] != null ? String(texts[key]) : key;
+    if (vars) s = s.replace(/\{(\w+)\}/g, (m, k) => (vars[k] != null ? String(vars[k]) : m));
+    return s;
+  };
+  const stateLabel = (k) => T("state." + STATE_KEYS[k]);
+  const roleText = (df, name, fallback) => {
+    const texts = model.texts || {};
+    return texts[`role.${df}.${name}`] || fallback;
+  };
   const root = el("div", "cv-root");
   const caption = el("div", "cv-caption");
   const capText = el("span", "cv-captext"), capLive = el("span", "cv-live");
   caption.append(capText, capLive);
   const bar = el("div", "cv-bar");
-  const bPlay = el("button", "cv-play", "▶ Play");
-  const bBack = el("button", "cv-back", "◀ −1");
-  const bStep = el("button", "cv-step", "+1 ▶");
-  const bFold = el("button", "cv-fold", "next fold ▶▶");
-  bPlay.title = "Play / pause (space)"; bBack.title = "One cycle back (←)"; bStep.title = "One cycle on (→)";
-  bFold.title = "Jump to the first cycle of the next fold";
+  const bPlay = el("button", "cv-play");
+  const bBack = el("button", "cv-back");
+  const bStep = el("button", "cv-step");
+  const bFold = el("button", "cv-fold");
+  const speedText = document.createTextNode("");
+  function syncWords() {
+    bPlay.textContent = model.playing ? T("pause") : T("play");
+    bBack.textContent = T("back"); bStep.textContent = T("step"); bFold.textContent = T("fold");
+    bPlay.title = T("play_title"); bBack.title = T("back_title"); bStep.title = T("step_title");
+    bFold.title = T("fold_title");
+    speedText.textContent = T("speed");
+  }
+  syncWords();
   const speed = el("label", "cv-speed");
   const fpsIn = document.createElement("input");
   fpsIn.type = "range"; fpsIn.min = "1"; fpsIn.max = "60"; fpsIn.step = "1";
   const fpsOut = el("span", "cv-fps");
-  speed.append(document.createTextNode("speed"), fpsIn, fpsOut);
+  speed.append(speedText, fpsIn, fpsOut);
   const status = el("span", "cv-status");
   bar.append(bPlay, bBack, bStep, bFold, speed, status);
   const wrap = el("div", "cv-wrap");
@@ -581,7 +609,8 @@ export function render({ model, el: host }) {
 
   function dimLabel(letter) {
     const labels = model.labels || {};
-    return `${letter} (${labels[letter] || DIM_DEFAULT[letter] || ""})`;
+    const texts = model.texts || {};
+    return `${letter} (${labels[letter] || texts["dim." + letter] || DIM_DEFAULT[letter] || ""})`;
   }
 
   function drawAxes(t, fold, tile) {
@@ -591,8 +620,8 @@ export function render({ model, el: host }) {
     ctx.fillStyle = PAL.ink;
     ctx.font = "600 12px system-ui, sans-serif";
     ctx.textBaseline = "top"; ctx.textAlign = "left";
-    let colTitle = `cols: ${dimLabel(roles.cols)}`;
-    let rowTitle = `rows: ${dimLabel(roles.rows)}`;
+    let colTitle = T("axis_cols", { dim: dimLabel(roles.cols) });
+    let rowTitle = T("axis_rows", { dim: dimLabel(roles.rows) });
     if (tile) {
       const lc = roles.cols.toLowerCase(), lr = roles.rows.toLowerCase();
       colTitle += ` · ${lc} ${tile[2]}–${tile[3] - 1}`;
@@ -664,19 +693,19 @@ export function render({ model, el: host }) {
     const total = data ? data.h.total_cycles : model.total_cycles;
     const nf = data ? data.h.n_folds : 0;
     const parts = [];
-    if (data && fold >= 0) parts.push(`fold ${fold + 1} of ${nf}`);
-    if (data) parts.push(`cycle ${cur + 1} of ${total}`);
+    if (data && fold >= 0) parts.push(T("live_fold", { i: fold + 1, n: nf }));
+    if (data) parts.push(T("live_cycle", { i: cur + 1, n: total }));
     capText.textContent = cap;
-    const live = parts.length ? parts.join(" · ") : (cap ? "" : "no trace loaded");
+    const live = parts.length ? parts.join(" · ") : (cap ? "" : T("no_trace"));
     capLive.textContent = (cap && parts.length ? " · " : "") + live;
     const rc = R() * C();
-    let msg = data ? `${macs} of ${rc} PEs doing a MAC` : "";
-    if (waiting) msg += " · loading the next cycles…";
+    let msg = data ? T("busy", { macs: macs, pes: rc }) : "";
+    if (waiting) msg += T("loading");
     const sel = model.selected_pe;
-    if (sel) msg += ` · selected PE (${sel[0]}, ${sel[1]})`;
+    if (sel) msg += T("selected_pe", { row: sel[0], col: sel[1] });
     status.textContent = msg;
-    bPlay.textContent = model.playing ? "▮▮ Pause" : "▶ Play";
-    canvas.setAttribute("aria-label", `${R()}×${C()} PE array, ${capLive.textContent}`);
+    bPlay.textContent = model.playing ? T("pause") : T("play");
+    canvas.setAttribute("aria-label", T("aria", { rows: R(), cols: C(), live: capLive.textContent }));
     if (hover) showTip();
   }
 
@@ -690,73 +719,75 @@ export function render({ model, el: host }) {
       item.append(sw, document.createTextNode(label));
       legend.append(item);
     };
-    PAL.labels.forEach((lab, k) => add(PAL.states[k], lab));
-    add("rgba(26,26,26,0.62)", "psum > 0 (size = |psum|)", { width: "9px", height: "9px" });
-    add("#ffffff", "psum < 0", { width: "9px", height: "9px", border: "1px solid #1a1a1a" });
+    PAL.states.forEach((color, k) => add(color, stateLabel(k)));
+    add("rgba(26,26,26,0.62)", T("leg_psum_pos"), { width: "9px", height: "9px" });
+    add("#ffffff", T("leg_psum_neg"), { width: "9px", height: "9px", border: "1px solid #1a1a1a" });
     const mv = el("span", "cv-leg");
     const triSvg = `<svg width="12" height="12" style="vertical-align:-2px;margin-right:4px">` +
                    `<path d="M2 1 L11 6 L2 11 Z" fill="${PAL.moving}"/></svg>`;
     mv.innerHTML = triSvg;
-    mv.append(document.createTextNode("moving operand in the PE"));
+    mv.append(document.createTextNode(T("leg_moving")));
     legend.append(mv);
-    add("transparent", "highlighted", { border: `2px dashed ${PAL.highlight}` });
-    add("transparent", "selected", { border: `2px solid ${PAL.selected}` });
+    add("transparent", T("leg_highlighted"), { border: `2px dashed ${PAL.highlight}` });
+    add("transparent", T("leg_selected"), { border: `2px solid ${PAL.selected}` });
     if (data) {
       const r = data.h.roles, df = data.h.dataflow;
-      let txt = `Left edge: ${r.left_in} enters (green). `;
-      txt += df === "os" ? `Top edge: ${r.top_in} enters (green). Finished C tile is read out after each fold.`
-                         : `Top edge: ${r.top_in} (sky blue). Bottom edge: ${r.bottom_out} leaves (blue).`;
-      if (geo && geo.corner) txt += df !== "os" ? ` Corner number: the stationary ${r.stationary} value.`
-                                                 : " Corner number: the accumulated C value.";
+      const role = (name) => roleText(df, name, r[name]);
+      let txt = T("edge_left", { what: role("left_in") });
+      txt += df === "os" ? T("edge_top_os", { what: role("top_in") })
+                         : T("edge_top", { top: role("top_in"), bottom: role("bottom_out") });
+      if (geo && geo.corner) txt += df !== "os" ? T("corner_stationary", { what: r.stationary })
+                                                 : T("corner_psum");
       else if (df !== "os" && geo && geo.statMark) {
-        txt += ` Blue corner square: the stationary ${r.stationary} value (size = |value|, hollow < 0).`;
+        txt += T("corner_square", { what: r.stationary });
       }
-      txt += " Hover a PE for its registers; click to select it.";
+      txt += T("hover_hint");
       edges.textContent = txt;
     } else edges.textContent = "";
   }
 
   // ---- tooltip -------------------------------------------------------------------
   function describe(i, j) {
-    if (!data) return `<b>PE (${i}, ${j})</b><br>no trace loaded`;
+    if (!data) return `<b>PE (${i}, ${j})</b><br>${T("tip_no_trace")}`;
     const t = cur - data.h.start, fold = foldAt(t), df = data.h.dataflow;
     const tile = fold >= 0 ? data.h.tiles[fold] : null;
     const state = data.arr.state[(t * data.R + i) * data.C + j];
     const sv = reg("stationary", t, i, j), ml = reg("from_left", t, i, j);
     const mt = reg("from_top", t, i, j), ps = reg("psum", t, i, j);
-    const lines = [`<b>PE (row ${i}, col ${j})</b> · ${PAL.labels[state]} · fold ${fold + 1} of ${data.h.n_folds}`];
+    const lines = [`<b>${T("tip_head", { row: i, col: j })}</b> · ${stateLabel(state)} · ` +
+                   T("tip_fold", { i: fold + 1, n: data.h.n_folds })];
+    const ST = T("tip_stationary"), MV = T("tip_moving");
     const mapped = tile && i < tile[1] - tile[0] && j < tile[3] - tile[2];
     const r0 = tile ? tile[0] : 0, c0 = tile ? tile[2] : 0;
     const eL = enteredLeft(t, i, j), eT = enteredTop(t, i, j);
-    const unknown = "(entered before the recorded cycles)";
     let m, n, k, what = "";
     if (df === "ws") {
       k = r0 + i; n = c0 + j; m = eL;
-      lines.push(`stationary B[${k}, ${n}] = ${fmt(sv)}`);
-      lines.push(`moving A[${m != null && m >= 0 ? m : "–"}, ${k}] = ${fmt(ml)}`);
+      lines.push(`${ST} B[${k}, ${n}] = ${fmt(sv)}`);
+      lines.push(`${MV} A[${m != null && m >= 0 ? m : "–"}, ${k}] = ${fmt(ml)}`);
       lines.push(`psum ${m != null && m >= 0 ? `C[${m}, ${n}] (k ≤ ${k})` : ""} = ${fmt(ps)}`);
     } else if (df === "is") {
       k = r0 + i; m = c0 + j; n = eL;
-      lines.push(`stationary A[${m}, ${k}] = ${fmt(sv)}`);
-      lines.push(`moving B[${k}, ${n != null && n >= 0 ? n : "–"}] = ${fmt(ml)}`);
+      lines.push(`${ST} A[${m}, ${k}] = ${fmt(sv)}`);
+      lines.push(`${MV} B[${k}, ${n != null && n >= 0 ? n : "–"}] = ${fmt(ml)}`);
       lines.push(`psum ${n != null && n >= 0 ? `C[${m}, ${n}] (k ≤ ${k})` : ""} = ${fmt(ps)}`);
     } else {
       m = r0 + i; n = c0 + j; k = eL;
-      lines.push(`stationary C[${m}, ${n}] = ${fmt(ps)}`);
-      lines.push(`moving A[${m}, ${k != null && k >= 0 ? k : "–"}] = ${fmt(ml)} (from the left)`);
-      lines.push(`moving B[${eT != null && eT >= 0 ? eT : "–"}, ${n}] = ${fmt(mt)} (from the top)`);
+      lines.push(`${ST} C[${m}, ${n}] = ${fmt(ps)}`);
+      lines.push(`${MV} A[${m}, ${k != null && k >= 0 ? k : "–"}] = ${fmt(ml)} ${T("tip_from_left")}`);
+      lines.push(`${MV} B[${eT != null && eT >= 0 ? eT : "–"}, ${n}] = ${fmt(mt)} ${T("tip_from_top")}`);
     }
-    if (!mapped) what = "not mapped: this fold's tile does not reach this PE";
+    if (!mapped) what = T("tip_unmapped");
     else if (state === 1) {
       const mm = df === "is" ? m : (df === "ws" ? eL : m), nn = df === "is" ? eL : n, kk = df === "os" ? eL : k;
-      if (eL == null) what = `computing a product ${unknown}`;
+      if (eL == null) what = T("tip_unknown");
       else what = `<span class="cv-math">C[${mm}, ${nn}] += A[${mm}, ${kk}] · B[${kk}, ${nn}]</span>`;
     } else if (state === 2) {
       const kk = eT;
       const elem = kk == null || kk < 0 ? "" : (df === "ws" ? ` B[${kk}, ${n}]` : ` A[${m}, ${kk}]`);
-      what = `preloading the stationary operand${elem}: it shifts down one row per cycle`;
-    } else if (state === 3) what = "stalled: the array waits for memory";
-    else what = "idle: no operand pair meets here this cycle (the pipeline is preloading, filling or draining)";
+      what = T("tip_preload", { elem: elem });
+    } else if (state === 3) what = T("tip_stall");
+    else what = T("tip_idle");
     lines.push(what);
     return lines.join("<br>");
   }
@@ -855,7 +886,7 @@ export function render({ model, el: host }) {
     else if (ev.key === "ArrowRight") { step(1); ev.preventDefault(); }
     else if (ev.key === "ArrowLeft") { step(-1); ev.preventDefault(); }
   });
-  const syncFps = () => { fpsIn.value = String(model.fps); fpsOut.textContent = `${model.fps} cycles/s`; };
+  const syncFps = () => { fpsIn.value = String(model.fps); fpsOut.textContent = T("fps", { fps: model.fps }); };
   const syncControls = () => { bar.style.display = model.show_controls ? "" : "none"; };
   syncFps(); syncControls();
 
@@ -875,6 +906,7 @@ export function render({ model, el: host }) {
   model.on("show_controls", () => { syncControls(); resize(); schedule(); });
   model.on(["caption", "selected_pe", "labels", "total_cycles"], () => { dirty = true; schedule(); });
   model.on("highlight", () => { setHighlight(); dirty = true; schedule(); });
+  model.on("texts", () => { syncWords(); syncFps(); buildLegend(); dirty = true; schedule(); });
   model.on(["rows", "cols", "dataflow"], () => { resize(); schedule(); });
 
   const ro = new ResizeObserver(() => { resize(); draw(); });
@@ -900,7 +932,8 @@ def _render_esm_source() -> str:
         "stationary": palette.STATIONARY,
         "highlight": palette.HIGHLIGHT, "selected": palette.SELECTED,
     }
-    return _ESM.replace("__PALETTE__", json.dumps(pal)).replace("__DIMS__", json.dumps(DIMENSION_LABELS))
+    return (_ESM.replace("__PALETTE__", json.dumps(pal)).replace("__DIMS__", json.dumps(DIMENSION_LABELS))
+            .replace("__STATE_KEYS__", json.dumps(list(STATE_KEYS))))
 
 
 class PEList(param.List):
@@ -943,6 +976,8 @@ class PEArrayView(JSComponent):
     auto_advance = param.Boolean(default=True, doc="Send the held trace's next window when a batch ends.")
     batch_bytes = param.Integer(default=DEFAULT_BATCH_BYTES, bounds=(4096, MAX_BATCH_BYTES),
                                 doc="Payload size a default window aims at.")
+    texts = param.Dict(default=pe_texts("en"), doc="The view's words (i18n 'pe.*' keys without the prefix); "
+                                                  "pe_texts(lang) gives them in a language.")
 
     _esm = _render_esm_source()
     _stylesheets = [_CSS]

@@ -45,6 +45,7 @@ from bokeh.models import (
     Range1d,
     Span,
 )
+from bokeh.core.properties import value as _value
 from bokeh.palettes import Cividis256
 from bokeh.plotting import figure
 from bokeh.plotting.contour import contour_data
@@ -54,6 +55,7 @@ from ..data import TOYS
 from ..nn.on_chip import PHASE_LABELS, PHASES
 from ..nn.trainer import ENERGY_PARTS
 from . import palette as pal
+from .i18n import LANGUAGES, t
 from .session import TrainingSession
 
 __all__ = ["LossPlot", "UtilizationPlot", "EnergyPlot", "RooflinePlot", "DescentPlot", "BoundaryPlot",
@@ -146,6 +148,25 @@ def _legend_outside(p, place="below"):
     p.add_layout(lg, place)
 
 
+def _items(fig, label: str) -> list:
+    """The legend items of `fig` labelled `label` (to relabel them later)."""
+    return [item for lg in fig.legend for item in lg.items
+            if getattr(item.label, "value", item.label) == label]
+
+
+def _relabel_items(items, text: str) -> None:
+    for item in items:
+        if getattr(item.label, "value", item.label) != text:
+            item.label = _value(text)
+
+
+def _axes(fig, x_label: str | None, y_label: str | None) -> None:
+    if x_label is not None:
+        fig.xaxis.axis_label = x_label
+    if y_label is not None:
+        fig.yaxis.axis_label = y_label
+
+
 def _pane(fig, **kw):
     return pn.pane.Bokeh(fig, sizing_mode="stretch_width", **kw)
 
@@ -189,8 +210,9 @@ def _series(history: dict, column: str) -> tuple[np.ndarray, np.ndarray]:
     return step[keep], values[keep]
 
 
-def _gemm_label(op) -> str:
-    return f"L{op.layer} {PHASE_SHORT.get(op.phase, op.phase)} {op.name.replace(' ', '')}"
+def _gemm_label(op, lang: str = "en") -> str:
+    phase = t(f"plot.gemm_phase.{op.phase}", lang) if op.phase in PHASE_SHORT else op.phase
+    return f"L{op.layer} {phase} {op.name.replace(' ', '')}"
 
 
 def _direction(phase: str) -> str:
@@ -297,10 +319,12 @@ class _LiveView(pn.viewable.Viewer):
     """Shared plumbing: watch the session's snapshot and apply model edits on the document's thread."""
 
     session = param.ClassSelector(class_=TrainingSession, constant=True, doc="the session to draw")
+    lang = param.Selector(default="en", objects=list(LANGUAGES), doc="language of titles, axes and legends")
 
     def __init__(self, session: TrainingSession, **params):
         super().__init__(session=session, **params)
         self._figures: list = []
+        self._labelled = None  # the language the static words are in
         self._queue_lock = threading.Lock()
         self._queued = False
         doc = pn.state.curdoc
@@ -308,6 +332,9 @@ class _LiveView(pn.viewable.Viewer):
         self._constructing = True  # the first drawing happens here, before any browser is attached
         self._layout = self._build()
         self._watchers = [session.param.watch(self._safe_on_snapshot, "snapshot")]
+        self._relabel()
+        self._labelled = self.lang
+        self.param.watch(lambda e: self._schedule(), "lang")
         try:
             self._start()
         finally:
@@ -317,12 +344,25 @@ class _LiveView(pn.viewable.Viewer):
     def _build(self):
         raise NotImplementedError
 
+    def _relabel(self) -> None:
+        """Put the static words (axis labels, legends, tooltips, widget labels) in `lang`."""
+
+    def _draw(self) -> None:
+        """Relabel if the language changed, then bring the data up to date (document thread)."""
+        if self._labelled != self.lang:
+            self._relabel()
+            self._labelled = self.lang
+        self._update()
+
+    def tr(self, key: str, **values) -> str:
+        return t(key, self.lang, **values)
+
     def _update(self) -> None:
         """Bring the Bokeh models up to date with the latest snapshot (runs on the document's thread)."""
         raise NotImplementedError
 
     def _start(self) -> None:
-        self._update()
+        self._draw()
 
     def _on_snapshot(self, *events) -> None:
         self._schedule()
@@ -357,7 +397,7 @@ class _LiveView(pn.viewable.Viewer):
     def _schedule(self) -> None:
         doc = self._document()
         if doc is None or doc.session_context is None or self._constructing:
-            self._update()
+            self._draw()
             return
         with self._queue_lock:
             if self._queued:
@@ -375,7 +415,7 @@ class _LiveView(pn.viewable.Viewer):
         with self._queue_lock:
             self._queued = False
         with pn.io.hold():
-            self._update()
+            self._draw()
 
     def _full_refresh_due(self) -> bool:
         """True every FULL_REFRESH_EVERY-th call: time to resend streamed series whole."""
@@ -402,25 +442,42 @@ class LossPlot(_LiveView):
         self.sources = {k: ColumnDataSource({"x": np.zeros(0, np.int64), "y": np.zeros(0)}, name=k)
                         for k in ("train_loss", "test_loss", "train_acc", "test_acc")}
         s = self.sources
+        train, test = "train (mini-batch)", "test"
         self.loss_fig = p = _figure("Loss", "training step", "loss (cross-entropy)", height=290)
-        p.line("x", "y", source=s["train_loss"], color=TRAIN, line_width=2, legend_label="train (mini-batch)")
-        p.line("x", "y", source=s["test_loss"], color=TEST, line_width=2, line_dash="dashed",
-               legend_label="test")
-        p.scatter("x", "y", source=s["test_loss"], color=TEST, size=6, marker="square", legend_label="test")
+        p.line("x", "y", source=s["train_loss"], color=TRAIN, line_width=2, legend_label=train)
+        p.line("x", "y", source=s["test_loss"], color=TEST, line_width=2, line_dash="dashed", legend_label=test)
+        p.scatter("x", "y", source=s["test_loss"], color=TEST, size=6, marker="square", legend_label=test)
         _style_legend(p, "top_right")
-        p.add_tools(HoverTool(tooltips=[("step", "@x"), ("loss", "@y{0.0000}")], mode="mouse"))
+        self.loss_hover = HoverTool(mode="mouse")
+        p.add_tools(self.loss_hover)
         self.acc_fig = a = _figure("Accuracy", "training step", "accuracy", height=220, x_range=p.x_range)
         a.y_range = Range1d(0, 1.02)
         a.yaxis.formatter = NumeralTickFormatter(format="0%")
-        a.line("x", "y", source=s["train_acc"], color=TRAIN, line_width=2, legend_label="train (mini-batch)")
-        a.line("x", "y", source=s["test_acc"], color=TEST, line_width=2, line_dash="dashed", legend_label="test")
-        a.scatter("x", "y", source=s["test_acc"], color=TEST, size=6, marker="square", legend_label="test")
-        a.add_tools(HoverTool(tooltips=[("step", "@x"), ("accuracy", "@y{0.0%}")], mode="mouse"))
+        a.line("x", "y", source=s["train_acc"], color=TRAIN, line_width=2, legend_label=train)
+        a.line("x", "y", source=s["test_acc"], color=TEST, line_width=2, line_dash="dashed", legend_label=test)
+        a.scatter("x", "y", source=s["test_acc"], color=TEST, size=6, marker="square", legend_label=test)
+        self.acc_hover = HoverTool(mode="mouse")
+        a.add_tools(self.acc_hover)
         _style_legend(a, "bottom_right")
+        self._legend_items = {"plot.train_batch": _items(p, train) + _items(a, train),
+                              "plot.test": _items(p, test) + _items(a, test)}
         self._figures = [p, a]
-        self.log_toggle = pn.widgets.Checkbox.from_param(self.param.log_y, label="logarithmic loss axis")
+        self.log_toggle = pn.widgets.Checkbox.from_param(self.param.log_y)
         self.param.watch(lambda e: self._schedule(), "log_y")
         return pn.Column(_pane(p), _pane(a), self.log_toggle, sizing_mode="stretch_width")
+
+    def _relabel(self) -> None:
+        tr = self.tr
+        _axes(self.loss_fig, tr("plot.training_step"), tr("plot.loss_axis"))
+        _axes(self.acc_fig, tr("plot.training_step"), tr("plot.accuracy_axis"))
+        for key, items in self._legend_items.items():
+            _relabel_items(items, tr(key))
+        self.loss_hover.tooltips = [(tr("plot.step"), "@x"), (tr("plot.loss_tip"), "@y{0.0000}")]
+        self.acc_hover.tooltips = [(tr("plot.step"), "@x"), (tr("plot.accuracy_axis"), "@y{0.0%}")]
+        self.log_toggle.label = tr("plot.log_loss")
+        if self.snapshot is None:
+            self.loss_fig.title.text = tr("plot.loss")
+            self.acc_fig.title.text = tr("plot.accuracy")
 
     def _update(self) -> None:
         snap = self.snapshot
@@ -431,11 +488,13 @@ class LossPlot(_LiveView):
             _set_series(source, *_series(snap.history, key), full=full)
         if self.log_y != isinstance(self.loss_fig.y_scale, LogScale):
             self._set_log(self.log_y)
-        self.loss_fig.title.text = f"Loss — step {snap.step}" + (
-            f": train {snap.report.loss:.4g}" if snap.report else "") + (
-            f", test {snap.test_loss:.4g}" if math.isfinite(snap.test_loss) else "")
-        self.acc_fig.title.text = "Accuracy" + (
-            f" — test {snap.test_accuracy:.1%}" if math.isfinite(snap.test_accuracy) else "")
+        tr = self.tr
+        self.loss_fig.title.text = tr("plot.loss_title", step=snap.step) + (
+            tr("plot.loss_title_train", loss=f"{snap.report.loss:.4g}") if snap.report else "") + (
+            tr("plot.loss_title_test", loss=f"{snap.test_loss:.4g}") if math.isfinite(snap.test_loss) else "")
+        self.acc_fig.title.text = tr("plot.accuracy") + (
+            tr("plot.accuracy_title_test", acc=f"{snap.test_accuracy:.1%}") if math.isfinite(snap.test_accuracy)
+            else "")
 
     def _set_log(self, log: bool) -> None:
         p = self.loss_fig
@@ -450,7 +509,7 @@ class UtilizationPlot(_LiveView):
     (outlined bar); beside it the whole step's utilisation over training."""
 
     def _build(self):
-        self.bar_source = ColumnDataSource(self._bar_data([]))
+        self.bar_source = ColumnDataSource(self._bar_data([], self.lang))
         self.time_source = ColumnDataSource({"x": np.zeros(0, np.int64), "y": np.zeros(0)})
         self.bar_fig = p = _figure("PE utilisation per matrix multiply", "share of the array's PE-cycles", "",
                                    height=380, y_range=FactorRange(factors=[]), x_range=Range1d(0, 1.0))
@@ -460,9 +519,9 @@ class UtilizationPlot(_LiveView):
                          legend_label="mapping efficiency (outline)")
         bars = p.hbar(y="label", right="util", height=0.5, source=self.bar_source, fill_color="color",
                       line_color=None, legend_field="direction")
-        p.add_tools(HoverTool(renderers=[bars, outline], tooltips=[
-            ("GEMM", "@label"), ("shape", "@shape"), ("utilisation", "@util{0.0%}"),
-            ("mapping efficiency", "@mapping{0.0%}"), ("folds", "@folds"), ("cycles", "@cycles")]))
+        self._outline_items = _items(p, "mapping efficiency (outline)")
+        self.bar_hover = HoverTool(renderers=[bars, outline])
+        p.add_tools(self.bar_hover)
         p.ygrid.grid_line_color = None
         p.yaxis.major_label_text_font_size = "10pt"
         _style_legend(p)
@@ -471,15 +530,26 @@ class UtilizationPlot(_LiveView):
         t.y_range = Range1d(0, 1.02)
         t.yaxis.formatter = NumeralTickFormatter(format="0%")
         t.line("x", "y", source=self.time_source, color=pal.BLUISH_GREEN, line_width=2)
-        t.add_tools(HoverTool(tooltips=[("step", "@x"), ("utilisation", "@y{0.0%}")], mode="vline"))
+        self.time_hover = HoverTool(mode="vline")
+        t.add_tools(self.time_hover)
         self._figures = [p, t]
         return pn.Row(_pane(p), _pane(t), sizing_mode="stretch_width")
 
+    def _relabel(self) -> None:
+        tr = self.tr
+        _axes(self.bar_fig, tr("plot.util_share"), None)
+        _axes(self.time_fig, tr("plot.training_step"), tr("plot.pe_util"))
+        _relabel_items(self._outline_items, tr("plot.mapping_outline"))
+        self.bar_hover.tooltips = [
+            (tr("plot.gemm"), "@label"), (tr("plot.shape"), "@shape"), (tr("plot.utilisation"), "@util{0.0%}"),
+            (tr("plot.mapping"), "@mapping{0.0%}"), (tr("plot.folds"), "@folds"), (tr("plot.cycles"), "@cycles")]
+        self.time_hover.tooltips = [(tr("plot.step"), "@x"), (tr("plot.utilisation"), "@y{0.0%}")]
+
     @staticmethod
-    def _bar_data(ops) -> dict:
+    def _bar_data(ops, lang: str = "en") -> dict:
         labels, seen = [], set()
         for op in ops:
-            label = _gemm_label(op)
+            label = _gemm_label(op, lang)
             while label in seen:
                 label += "′"
             seen.add(label)
@@ -489,7 +559,7 @@ class UtilizationPlot(_LiveView):
             "label": labels,
             "util": [x.utilization for x in s],
             "mapping": [x.mapping_efficiency for x in s],
-            "direction": [_direction(op.phase) for op in ops],
+            "direction": [t(f"direction.{_direction(op.phase)}", lang) for op in ops],
             "color": [DIRECTION_COLORS[_direction(op.phase)] for op in ops],
             "shape": [f"{x.m}×{x.k} · {x.k}×{x.n}" for x in s],
             "folds": [x.folds for x in s],
@@ -501,19 +571,20 @@ class UtilizationPlot(_LiveView):
         if snap is None:
             return
         gemms = [op for op in (snap.report.ops if snap.report else []) if op.is_gemm]
-        data = self._bar_data(gemms)
+        data = self._bar_data(gemms, self.lang)
         factors = list(reversed(data["label"]))  # first GEMM on top
         if list(self.bar_fig.y_range.factors) != factors:
             self.bar_fig.y_range.factors = factors
         self.bar_source.data = data
         x, y = _series(snap.history, "utilization")
         _set_series(self.time_source, x, y, full=self._full_refresh_due())
+        tr = self.tr
         if len(y):
-            self.time_fig.title.text = f"Utilisation of each step — last: {y[-1]:.1%}"
+            self.time_fig.title.text = tr("plot.util_time_last", util=f"{y[-1]:.1%}")
         else:
-            self.time_fig.title.text = "Utilisation of each step"
-        self.bar_fig.title.text = ("PE utilisation per matrix multiply" + (f", step {snap.step}" if snap.report
-                                                                           else " (no step yet)"))
+            self.time_fig.title.text = tr("plot.util_time")
+        self.bar_fig.title.text = tr("plot.util_bars") + (tr("plot.util_bars_step", step=snap.step) if snap.report
+                                                          else tr("plot.no_step"))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -525,7 +596,7 @@ class EnergyPlot(_LiveView):
     include_dram = param.Boolean(default=True, doc="stack DRAM energy too (it dwarfs the rest)")
 
     def _build(self):
-        self.phase_labels = [PHASE_LABELS[p].replace(" (", "\n(") for p in PHASES]
+        self.phase_labels = self._phase_labels()
         self.unit = ("µJ", 1e6)
         self.bar_source = ColumnDataSource({"phase": self.phase_labels, **{k: [0.0] * 4 for k in ENERGY_PARTS}})
         self.time_source = ColumnDataSource({"x": np.zeros(0, np.int64), "y": np.zeros(0)})
@@ -538,8 +609,9 @@ class EnergyPlot(_LiveView):
         p.xgrid.grid_line_color = None
         p.xaxis.major_label_text_font_size = "10.5pt"
         p.y_range.start = 0
-        items = [LegendItem(label=ENERGY_LABELS[k], renderers=[r]) for k, r in zip(ENERGY_PARTS, renderers)]
-        p.add_layout(Legend(items=list(reversed(items))), "right")  # top of the legend = top of the stack
+        self._energy_items = {k: LegendItem(label=ENERGY_LABELS[k], renderers=[r])
+                              for k, r in zip(ENERGY_PARTS, renderers)}
+        p.add_layout(Legend(items=list(reversed(list(self._energy_items.values())))), "right")  # top of the legend = top of the stack
         _style_legend(p, "top_left")
         p.legend[0].click_policy = "none"
         p.legend[0].border_line_color = None
@@ -549,15 +621,33 @@ class EnergyPlot(_LiveView):
         self.time_hover = HoverTool(tooltips=[("step", "@x"), ("energy", "@y{0.000}")], mode="vline")
         t.add_tools(self.time_hover)
         self._figures = [p, t]
-        self.dram_toggle = pn.widgets.Checkbox.from_param(
-            self.param.include_dram, label="include DRAM (untick to see the on-chip components)")
+        self.dram_toggle = pn.widgets.Checkbox.from_param(self.param.include_dram)
         self.param.watch(lambda e: self._schedule(), "include_dram")
         return pn.Column(pn.Row(_pane(p), _pane(t), sizing_mode="stretch_width"), self.dram_toggle,
                          sizing_mode="stretch_width")
 
+    def _phase_labels(self) -> list[str]:
+        return [t(f"phase.{p}", self.lang).replace(" (", "\n(").replace("（", "\n（") for p in PHASES]
+
     def _tooltips(self):
         unit = self.unit[0]
-        return [("phase", "@phase"), ("component", "$name"), ("energy", f"@$name{{0.000}} {unit}")]
+        tr = self.tr
+        return [(tr("plot.phase_tip"), "@phase"), (tr("plot.component"), "$name"),
+                (tr("plot.energy_tip"), f"@$name{{0.000}} {unit}")]
+
+    def _relabel(self) -> None:
+        tr = self.tr
+        for key, item in self._energy_items.items():
+            _relabel_items([item], tr(f"energy.{key}"))
+        self.time_fig.xaxis.axis_label = tr("plot.training_step")
+        self.time_fig.title.text = tr("plot.energy_time")
+        self.bar_hover.tooltips = self._tooltips()
+        self.dram_toggle.label = tr("plot.include_dram")
+        labels = self._phase_labels()
+        if labels != self.phase_labels:
+            self.phase_labels = labels
+            self.bar_source.data = dict(self.bar_source.data, phase=labels)
+            self.bar_fig.x_range.factors = labels
 
     def _update(self) -> None:
         snap = self.snapshot
@@ -575,22 +665,24 @@ class EnergyPlot(_LiveView):
         if unit != self.unit:
             self.unit = unit
             self.bar_hover.tooltips = self._tooltips()
-        self.bar_fig.yaxis.axis_label = f"energy per step ({unit[0]})"
+        tr = self.tr
+        self.bar_fig.yaxis.axis_label = tr("plot.energy_axis", unit=unit[0])
         self.bar_source.data = {"phase": self.phase_labels,
                                 **{k: [v / unit[1] if k in shown else 0.0 for v in pj[k]] for k in ENERGY_PARTS}}
         if snap.report:
             total = snap.report.energy_pj
             t_name, t_scale = _energy_unit(total)
             dram = sum(pj["dram"]) / total if total else 0.0
-            self.bar_fig.title.text = (f"Energy of step {snap.step}: {total / t_scale:.3g} {t_name}, "
-                                       f"{dram:.0%} DRAM" + ("" if self.include_dram else " (not drawn)"))
+            self.bar_fig.title.text = (tr("plot.energy_step", step=snap.step, total=f"{total / t_scale:.3g}",
+                                          unit=t_name, dram=f"{dram:.0%}")
+                                       + ("" if self.include_dram else tr("plot.not_drawn")))
         else:
-            self.bar_fig.title.text = "Energy of the last step (no step yet)"
+            self.bar_fig.title.text = tr("plot.energy_last_none")
         x, y = _series(snap.history, "energy_pj")
         t_name, t_scale = _energy_unit(float(y.max())) if len(y) else unit
-        self.time_fig.yaxis.axis_label = f"energy per step ({t_name})"
+        self.time_fig.yaxis.axis_label = tr("plot.energy_axis", unit=t_name)
         _set_series(self.time_source, x, y / t_scale, full=self._full_refresh_due())
-        self.time_hover.tooltips = [("step", "@x"), ("energy", f"@y{{0.000}} {t_name}")]
+        self.time_hover.tooltips = [(tr("plot.step"), "@x"), (tr("plot.energy_tip"), f"@y{{0.000}} {t_name}")]
 
 
 class RooflinePlot(_LiveView):
@@ -606,12 +698,13 @@ class RooflinePlot(_LiveView):
 
     def _build(self):
         self.roof_source = ColumnDataSource({"x": [], "y": []})
-        self.point_source = ColumnDataSource(self._point_data([], 1.0))
+        self.point_source = ColumnDataSource(self._point_data([], 1.0, self.lang))
         self.highlight_source = ColumnDataSource({"x": [], "y": []})
         self.fig = p = _figure("Roofline", "arithmetic intensity (MACs per DRAM byte)",
                                "throughput (MACs per cycle)", height=400, x_axis_type="log", y_axis_type="log",
                                x_range=Range1d(0.1, 10), y_range=Range1d(1, 100))
         p.line("x", "y", source=self.roof_source, color=pal.INK, line_width=3, legend_label="roof (attainable)")
+        self._roof_items = _items(p, "roof (attainable)")
         self.ridge = Span(location=1.0, dimension="height", line_color="#888888", line_dash="dotted", line_width=1.5)
         p.add_layout(self.ridge)
         # forward GEMMs as large circles, backward as smaller triangles on top: a backward GEMM of
@@ -620,10 +713,9 @@ class RooflinePlot(_LiveView):
                            line_color=pal.INK, line_width=1, fill_alpha=0.9, legend_field="direction")
         p.scatter("x", "y", source=self.highlight_source, size=26, fill_color=None, line_color=pal.HIGHLIGHT,
                   line_width=3, legend_label="animated now")
-        p.add_tools(HoverTool(renderers=[points], tooltips=[
-            ("GEMM", "@label"), ("layer", "@layer"), ("phase", "@phase"), ("shape", "@shape"),
-            ("intensity", "@intensity"), ("achieved", "@y{0.00} MACs/cycle"),
-            ("attainable", "@attainable{0.00} MACs/cycle"), ("utilisation", "@util{0.0%}")]))
+        self._now_items = _items(p, "animated now")
+        self.hover = HoverTool(renderers=[points])
+        p.add_tools(self.hover)
         self.peak_label = Label(x=1, y=1, text="", text_font_size="10pt", text_color=pal.INK, y_offset=6,
                                 text_align="right", x_offset=-4)
         self.bw_label = Label(x=1, y=1, text="", text_font_size="10pt", text_color=pal.INK, x_offset=6,
@@ -632,18 +724,27 @@ class RooflinePlot(_LiveView):
         p.add_layout(self.bw_label)
         _style_legend(p, "bottom_right")
         self._figures = [p]
-        self.note = pn.pane.Markdown(
-            "**How to read it.** A point's height is the multiply-accumulates (MACs) per cycle the GEMM "
-            "achieved; the roof above it is the most the chip could do at that arithmetic intensity: "
-            "left of the dotted ridge, DRAM bandwidth limits it (memory-bound), right of it the "
-            "R·C processing elements do (compute-bound). The gap below the roof is time lost to "
-            "filling and draining the array and to PEs left idle by the mapping.",
-            sizing_mode="stretch_width", styles={"font-size": "11pt"}, margin=(0, 12))
+        self.note = pn.pane.Markdown("", sizing_mode="stretch_width", styles={"font-size": "11pt"}, margin=(0, 12))
         self.param.watch(lambda e: self._schedule(), "highlight_op")
         return pn.Column(_pane(p), self.note, sizing_mode="stretch_width")
 
+    def _relabel(self) -> None:
+        tr = self.tr
+        _axes(self.fig, tr("plot.intensity_axis"), tr("plot.throughput_axis"))
+        _relabel_items(self._roof_items, tr("plot.roof"))
+        _relabel_items(self._now_items, tr("plot.animated_now"))
+        per_cycle = tr("plot.macs_per_cycle")
+        self.hover.tooltips = [
+            (tr("plot.gemm"), "@label"), (tr("plot.layer"), "@layer"), (tr("plot.phase_tip"), "@phase"),
+            (tr("plot.shape"), "@shape"), (tr("plot.intensity"), "@intensity"),
+            (tr("plot.achieved"), f"@y{{0.00}} {per_cycle}"), (tr("plot.attainable"), f"@attainable{{0.00}} {per_cycle}"),
+            (tr("plot.utilisation"), "@util{0.0%}")]
+        self.note.object = tr("plot.roofline_note")
+        if self.snapshot is None:
+            self.fig.title.text = tr("plot.roofline")
+
     @staticmethod
-    def _point_data(items, right_edge: float) -> dict:
+    def _point_data(items, right_edge: float, lang: str = "en") -> dict:
         """items: (index into ops, op) of the GEMMs."""
         data = {k: [] for k in ("index", "x", "y", "intensity", "label", "layer", "phase", "shape", "attainable",
                                 "util", "direction", "color", "marker", "size")}
@@ -654,15 +755,15 @@ class RooflinePlot(_LiveView):
             data["index"].append(index)
             data["x"].append(s.arithmetic_intensity if finite else right_edge)
             data["y"].append(s.achieved_macs_per_cycle)
-            data["intensity"].append(f"{s.arithmetic_intensity:.3g} MACs/B" if finite
-                                     else "∞ (no DRAM traffic; drawn at the right edge)")
+            data["intensity"].append(t("plot.intensity_value", lang, value=f"{s.arithmetic_intensity:.3g}")
+                                     if finite else t("plot.intensity_inf", lang))
             data["label"].append(f"{op.name}")
             data["layer"].append(op.layer)
-            data["phase"].append(PHASE_LABELS.get(op.phase, op.phase))
+            data["phase"].append(t(f"phase.{op.phase}", lang) if op.phase in PHASE_LABELS else op.phase)
             data["shape"].append(f"{s.m}×{s.k} · {s.k}×{s.n}")
             data["attainable"].append(s.attainable_macs_per_cycle)
             data["util"].append(s.utilization)
-            data["direction"].append(_direction(op.phase))
+            data["direction"].append(t(f"direction.{_direction(op.phase)}", lang))
             data["color"].append(DIRECTION_COLORS[_direction(op.phase)])
             data["marker"].append("circle" if op.phase == "forward" else "triangle")
             data["size"].append(16 if op.phase == "forward" else 11)
@@ -680,23 +781,23 @@ class RooflinePlot(_LiveView):
         xs = np.array([lo, ridge, hi])
         self.roof_source.data = {"x": xs, "y": np.minimum(peak, xs * bw)}
         self.ridge.location = ridge
-        self.point_source.data = self._point_data(items, hi)
+        self.point_source.data = self._point_data(items, hi, self.lang)
         achieved = [op.stats.achieved_macs_per_cycle for _, op in items]
         _set_range(self.fig.x_range, lo, hi)
         _set_range(self.fig.y_range, min([lo * bw, *achieved]) / 2, peak * 3)
         hl = [(x, y) for i, x, y in zip(self.point_source.data["index"], self.point_source.data["x"],
                                          self.point_source.data["y"]) if i == self.highlight_op]
         self.highlight_source.data = {"x": [h[0] for h in hl], "y": [h[1] for h in hl]}
-        self.peak_label.update(x=hi, y=peak, text=f"peak R·C = {chip.pes} MACs/cycle")
-        self.bw_label.update(x=lo * 1.3, y=lo * 1.3 * bw, text=f"DRAM roof: {bw:g} B/cycle × intensity")
-        self.fig.title.text = (f"Roofline of the {chip.rows}×{chip.cols} {chip.dataflow} array "
-                               f"(ridge at {ridge:.3g} MACs/B)")
+        tr = self.tr
+        self.peak_label.update(x=hi, y=peak, text=tr("plot.peak", pes=chip.pes))
+        self.bw_label.update(x=lo * 1.3, y=lo * 1.3 * bw, text=tr("plot.dram_roof", bw=f"{bw:g}"))
+        self.fig.title.text = tr("plot.roofline_title", rows=chip.rows, cols=chip.cols, dataflow=chip.dataflow,
+                                 ridge=f"{ridge:.3g}")
 
 
 # ----------------------------------------------------------------------------------------------
-_ZERO_GRADIENT = ("<p style='margin:6px 0; color:#555'>This weight's gradient is exactly 0: its input was 0 "
-                  "in the whole mini-batch (a blank pixel of the digits, or a ReLU unit that is off). "
-                  "Pick another i or j.</p>")
+def _zero_gradient(lang: str) -> str:
+    return f"<p style='margin:6px 0; color:#555'>{t('plot.zero_gradient', lang)}</p>"
 
 
 class DescentPlot(_LiveView):
@@ -739,34 +840,56 @@ class DescentPlot(_LiveView):
                   line_width=1, legend_label="path of the weights")
         p.scatter("x", "y", source=self.current_source, marker="star", size=22, fill_color=pal.YELLOW,
                   line_color=pal.INK, line_width=1.5, legend_label="current weights")
-        p.add_tools(HoverTool(renderers=[img], tooltips=[("loss", "@image{0.0000}"), ("direction 1", "$x{0.000}"),
-                                                         ("direction 2", "$y{0.000}")]))
-        p.add_layout(ColorBar(color_mapper=self.mapper, title="loss", width=12, title_text_font_size="10pt",
-                              major_label_text_font_size="9pt"), "right")
+        self._legend_items = {"plot.path": _items(p, "path of the weights"),
+                              "plot.current_weights": _items(p, "current weights")}
+        self.hover = HoverTool(renderers=[img])
+        p.add_tools(self.hover)
+        self.color_bar = ColorBar(color_mapper=self.mapper, title="loss", width=12, title_text_font_size="10pt",
+                                  major_label_text_font_size="9pt")
+        p.add_layout(self.color_bar, "right")
         p.grid.visible = False
         _style_legend(p)
         _legend_outside(p, "below")
         self._figures = [p]
-        self.recompute = pn.widgets.Button(label="Recompute surface", color="primary", width=170)
+        self.recompute = pn.widgets.Button(color="primary", width=170)
         self.recompute.on_click(lambda e: self.refresh())
         self.surface_note = pn.pane.Markdown("", sizing_mode="stretch_width", styles={"font-size": "10pt"},
                                              margin=(0, 10))
         # the weight written out
-        self.layer_select = pn.widgets.Select(label="layer", options={"layer 1": 1}, value=self.layer, width=150)
-        self.row_input = pn.widgets.IntInput(label="i (input unit)", value=self.row, start=0, width=110)
-        self.col_input = pn.widgets.IntInput(label="j (output unit)", value=self.col, start=0, width=110)
+        self.layer_select = pn.widgets.Select(options={"layer 1": 1}, value=self.layer, width=150)
+        self.row_input = pn.widgets.IntInput(value=self.row, start=0, width=110)
+        self.col_input = pn.widgets.IntInput(value=self.col, start=0, width=110)
         for widget, name in ((self.layer_select, "layer"), (self.row_input, "row"), (self.col_input, "col")):
             widget.param.watch(partial(self._widget_changed, name), "value")
         self.update_pane = pn.pane.HTML("", sizing_mode="stretch_width", styles={"font-size": "12pt"})
         self.param.watch(lambda e: self._schedule(), ["layer", "row", "col"])
         self.param.watch(lambda e: setattr(self._throttle, "interval", e.new), "refresh_s")
+        self.update_heading = pn.pane.Markdown("", margin=(0, 10))
         card = pn.Column(
-            pn.pane.Markdown("### One weight's update, written out", margin=(0, 10)),
+            self.update_heading,
             pn.Row(self.layer_select, self.row_input, self.col_input),
             self.update_pane, sizing_mode="stretch_width", styles={"border-left": f"3px solid {pal.BLUE}"})
         left = pn.Column(_pane(p), pn.Row(self.recompute, self.surface_note, sizing_mode="stretch_width"),
                          sizing_mode="stretch_width")
         return pn.Row(left, card, sizing_mode="stretch_width")
+
+    def _relabel(self) -> None:
+        tr = self.tr
+        for key, items in self._legend_items.items():
+            _relabel_items(items, tr(key))
+        self.hover.tooltips = [(tr("plot.loss_tip"), "@image{0.0000}"), (tr("plot.direction", i=1), "$x{0.000}"),
+                               (tr("plot.direction", i=2), "$y{0.000}")]
+        self.color_bar.title = tr("plot.loss_tip")
+        self.recompute.label = tr("plot.recompute")
+        self.layer_select.label = tr("plot.weight_layer")
+        self.row_input.label = tr("plot.row_input")
+        self.col_input.label = tr("plot.col_input")
+        self.update_heading.object = tr("plot.update_heading")
+        if self._drawn_plane is None:
+            _axes(self.fig, tr("plot.direction", i=1), tr("plot.direction", i=2))
+            self.fig.title.text = tr("plot.descent")
+        else:
+            self._draw_plane(*self._drawn_plane)
 
     def _widget_changed(self, name: str, event) -> None:
         if event.new is not None and getattr(self, name) != event.new:
@@ -822,20 +945,20 @@ class DescentPlot(_LiveView):
         _set_range(self.fig.x_range, a[0] - da / 2, a[-1] + da / 2)
         _set_range(self.fig.y_range, b[0] - db / 2, b[-1] + db / 2)
         e1, e2 = plane.explained
-        self.fig.xaxis.axis_label = f"direction 1 ({_share(e1)} of movement)"
-        self.fig.yaxis.axis_label = f"direction 2 ({_share(e2)} of movement)"
-        self.fig.title.text = f"Loss around the weights of step {step}"
-        moved = "" if e1 + e2 > 0 else " The weights have not moved yet, so the directions are random."
-        self.surface_note.object = (
-            f"Plane through the current weights along the two directions in which the last {n} weight "
-            f"vectors moved most; each pixel is a forward pass on the chip.{moved}")
+        tr = self.tr
+        self.fig.xaxis.axis_label = tr("plot.direction_share", i=1, share=_share(e1))
+        self.fig.yaxis.axis_label = tr("plot.direction_share", i=2, share=_share(e2))
+        self.fig.title.text = tr("plot.descent_step", step=step)
+        moved = "" if e1 + e2 > 0 else tr("plot.not_moved")
+        self.surface_note.object = tr("plot.surface_note", n=n, moved=moved)
 
     def _draw_update(self) -> None:
         snap = self.snapshot
         if snap is None:
             return
         n_layers = len(snap.weights)
-        options = {f"layer {k + 1} ({w.shape[0]}×{w.shape[1]})": k + 1 for k, w in enumerate(snap.weights)}
+        options = {self.tr("plot.layer_option", layer=k + 1, rows=w.shape[0], cols=w.shape[1]): k + 1
+                   for k, w in enumerate(snap.weights)}
         if self.layer_select.options != options:
             self.layer_select.options = options
         layer = min(max(self.layer, 1), n_layers)
@@ -848,21 +971,22 @@ class DescentPlot(_LiveView):
         if self.col_input.end != cols - 1:
             self.col_input.end = cols - 1
         self.update_pane.object = self.update_html(snap, layer, i, j, getattr(
-            getattr(self.session.trainer, "optimizer", None), "momentum", 0.9))
+            getattr(self.session.trainer, "optimizer", None), "momentum", 0.9), lang=self.lang)
 
     @staticmethod
-    def update_html(snap, layer: int, i: int, j: int, momentum: float = 0.9) -> str:
+    def update_html(snap, layer: int, i: int, j: int, momentum: float = 0.9, lang: str = "en") -> str:
         """The optimizer's rule for weight W[i, j] of `layer` with the last step's numbers."""
-        where = f"layer {layer}, W[{i}, {j}]"
+        where = t("plot.where", lang, layer=layer, i=i, j=j)
+        colon = "：" if lang == "zh" else ": "
         if snap.update is None:
-            return (f"<p><b>{where}</b>: no training step yet. Press play or step once to see how "
-                    f"gradient descent changes this weight.</p>")
+            return f"<p><b>{where}</b>{colon}{t('plot.no_update', lang)}</p>"
         before, grads = snap.update
         w_old = float(before[2 * (layer - 1)][i, j])
         g = float(grads[2 * (layer - 1)][i, j])
         w_new = float(snap.weights[layer - 1][i, j])
         lr = float(snap.lr)
-        head = f"<p style='margin:4px 0'><b>{where}</b>, step {snap.step}, optimizer <b>{snap.optimizer}</b></p>"
+        head = (f"<p style='margin:4px 0'><b>"
+                f"{t('plot.update_head', lang, where=where, step=snap.step, optimizer=snap.optimizer)}</b></p>")
         eq = "<div style='font-family: \"DejaVu Sans Mono\", Menlo, monospace; font-size: 12.5pt; " \
              "line-height: 1.7; margin: 6px 0'>"
         if snap.optimizer == "sgd":
@@ -870,31 +994,27 @@ class DescentPlot(_LiveView):
             body = (f"{eq}W<sub>new</sub> = W<sub>old</sub> − α·∂L/∂W<br>"
                     f"&emsp;&emsp;= {fmt(w_old)} − {_factor(lr)}·{_factor(g)}<br>"
                     f"&emsp;&emsp;= <b>{fmt(d)}</b></div>"
-                    f"<p style='margin:4px 0'>The weight moves against its gradient, by the learning rate α "
-                    f"= {fmt(lr)} times the gradient. The chip stored {fmt(w_new)}.</p>")
-            return head + body + (_ZERO_GRADIENT if g == 0 else "")
+                    f"<p style='margin:4px 0'>{t('plot.sgd_words', lang, lr=fmt(lr), stored=fmt(w_new))}</p>")
+            return head + body + (_zero_gradient(lang) if g == 0 else "")
         step = w_new - w_old
         plain = -lr * g
-        rows = [("W<sub>old</sub>", fmt(w_old)), ("∂L/∂W", fmt(g)), ("α (learning rate)", fmt(lr)),
-                ("W<sub>new</sub> (after the step)", f"<b>{fmt(w_new)}</b>"),
-                ("step W<sub>new</sub> − W<sub>old</sub>", fmt(step)),
-                ("plain-SGD step −α·∂L/∂W, for comparison", fmt(plain))]
+        rows = [("W<sub>old</sub>", fmt(w_old)), ("∂L/∂W", fmt(g)), (t("plot.row_lr", lang), fmt(lr)),
+                (t("plot.row_new", lang), f"<b>{fmt(w_new)}</b>"),
+                (t("plot.row_step", lang), fmt(step)),
+                (t("plot.row_plain", lang), fmt(plain))]
         if snap.optimizer == "momentum":
             rule = (f"{eq}v = μ·v<sub>prev</sub> − α·∂L/∂W &emsp;(μ = {fmt(momentum)})<br>"
                     f"W<sub>new</sub> = W<sub>old</sub> + v</div>")
-            words = ("Momentum keeps a velocity v: each step is μ times the previous step plus −α times the "
-                     "new gradient, so steps grow while the gradient keeps its sign and shrink when it flips.")
+            words = t("plot.momentum_words", lang)
         else:
             rule = (f"{eq}m = β₁·m + (1−β₁)·∂L/∂W, &ensp;v = β₂·v + (1−β₂)·(∂L/∂W)²<br>"
                     f"W<sub>new</sub> = W<sub>old</sub> − α·m̂ / (√v̂ + ε)</div>")
-            words = ("Adam divides a running average of the gradient (m̂) by the running root-mean-square of "
-                     "the gradient (√v̂), so every weight moves by roughly α per step whatever its gradient's "
-                     "size (β₁ = 0.9, β₂ = 0.999, ε = 10⁻⁸; m̂, v̂ correct the averages' start at zero).")
+            words = t("plot.adam_words", lang)
         table = "".join(f"<tr><td style='padding:1px 12px 1px 0'>{k}</td><td style='text-align:right;"
                         f"font-family: monospace'>{v}</td></tr>" for k, v in rows)
-        ratio = f" The step is {fmt(step / plain, 3)}× the plain-SGD step." if plain != 0 else ""
+        ratio = t("plot.ratio", lang, ratio=fmt(step / plain, 3)) if plain != 0 else ""
         return (head + rule + f"<table style='border-collapse:collapse'>{table}</table>"
-                f"<p style='margin:6px 0'>{words}{ratio}</p>" + (_ZERO_GRADIENT if g == 0 else ""))
+                f"<p style='margin:6px 0'>{words}{ratio}</p>" + (_zero_gradient(lang) if g == 0 else ""))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -935,20 +1055,36 @@ class BoundaryPlot(_LiveView):
                   legend_label="train (filled)")
         p.scatter([math.nan], [math.nan], size=8, fill_color="white", line_color="#777777", line_width=2.2,
                   legend_label="test (outlined)")
-        p.add_tools(HoverTool(renderers=[img], tooltips=[("P(class 1)", "@image{0.000}"), ("x₁", "$x{0.00}"),
-                                                         ("x₂", "$y{0.00}")]))
-        p.add_layout(ColorBar(color_mapper=self.mapper, title="P(class 1)", width=12, title_text_font_size="10pt",
-                              major_label_text_font_size="9pt"), "right")
+        self.hover = HoverTool(renderers=[img])
+        p.add_tools(self.hover)
+        self.color_bar = ColorBar(color_mapper=self.mapper, title="P(class 1)", width=12,
+                                  title_text_font_size="10pt", major_label_text_font_size="9pt")
+        p.add_layout(self.color_bar, "right")
         p.grid.visible = False
         _style_legend(p)
-        p.legend[0].items.append(LegendItem(label="P = 0.5 (the boundary)", renderers=[self.boundary.line_renderer]))
+        line_item = LegendItem(label="P = 0.5 (the boundary)", renderers=[self.boundary.line_renderer])
+        p.legend[0].items.append(line_item)
         _legend_outside(p, "below")
+        self._legend_items = {"plot.train_filled": _items(p, "train (filled)"),
+                              "plot.test_outlined": _items(p, "test (outlined)"), "plot.boundary_line": [line_item]}
         self._figures = [p]
         self.note = pn.pane.Alert(BOUNDARY_NOTE, alert_type="info", visible=False, sizing_mode="stretch_width")
         # visibility is toggled on a wrapping Column: a Bokeh pane's own `visible` is synced back
         # from its figure and does not reliably return to True
         self.pane = pn.Column(_pane(p), sizing_mode="stretch_width", margin=0)
         return pn.Column(self.note, self.pane, sizing_mode="stretch_width")
+
+    def _relabel(self) -> None:
+        tr = self.tr
+        _axes(self.fig, tr("plot.feature", sub="₁"), tr("plot.feature", sub="₂"))
+        for key, items in self._legend_items.items():
+            _relabel_items(items, tr(key))
+        p1 = tr("plot.p_class1")
+        self.hover.tooltips = [(p1, "@image{0.000}"), ("x₁", "$x{0.00}"), ("x₂", "$y{0.00}")]
+        self.color_bar.title = p1
+        if self._result is None:
+            self.fig.title.text = tr("plot.boundary")
+            self.note.object = tr("plot.boundary_note")
 
     def _start(self) -> None:
         self._throttle()
@@ -993,8 +1129,8 @@ class BoundaryPlot(_LiveView):
             name, r = self._result
         if r is None:
             self.note.visible, self.pane.visible = True, False
-            self.note.object = BOUNDARY_NOTE + f" (The current dataset, {name}, has more than two inputs.)" \
-                if name != "mnist" else BOUNDARY_NOTE
+            note = self.tr("plot.boundary_note")
+            self.note.object = note + self.tr("plot.boundary_more_inputs", name=name) if name != "mnist" else note
             return
         self.note.visible, self.pane.visible = False, True
         gx, gy, p1, raw = r["gx"], r["gy"], r["p1"], r["raw"]
@@ -1011,8 +1147,35 @@ class BoundaryPlot(_LiveView):
             _set_range(self.fig.x_range, gx[0] - dx / 2, gx[-1] + dx / 2)
             _set_range(self.fig.y_range, gy[0] - dy / 2, gy[-1] + dy / 2)
         snap = self.snapshot
-        acc = f" — test accuracy {snap.test_accuracy:.0%}" if snap and math.isfinite(snap.test_accuracy) else ""
-        self.fig.title.text = f"Decision boundary on {name}, step {r['step']}{acc}"
+        acc = (self.tr("plot.boundary_acc", acc=f"{snap.test_accuracy:.0%}")
+               if snap and math.isfinite(snap.test_accuracy) else "")
+        self.fig.title.text = self.tr("plot.boundary_title", name=name, step=r["step"], acc=acc)
+
+
+def _rename_tabs(tabs: pn.Tabs, names: list[str]) -> None:
+    """Give the tabs new titles in place, without re-rendering what they show.
+
+    Panel keeps a tab's Bokeh TabPanel while its object is unchanged, and the browser redraws the
+    tab headers only when the Tabs model's `tabs` list changes: so each rendered Tabs model gets
+    new TabPanels (same children, so the plots' views are kept) with the new titles.
+    """
+    from bokeh.models import TabPanel
+
+    tabs._names = list(names)
+    for ref, (model, _parent) in list(getattr(tabs, "_models", {}).items()):
+        panels = getattr(tabs, "_panels", {}).get(ref, {})
+        new, changed = [], False
+        for obj, name, old in zip(tabs.objects, names, model.tabs):
+            if old.title == name:
+                new.append(old)
+                continue
+            panel = TabPanel(title=name, name=old.name, child=old.child, closable=old.closable)
+            if panels.get(id(obj)) is old:
+                panels[id(obj)] = panel
+            new.append(panel)
+            changed = True
+        if changed:
+            model.tabs = new
 
 
 def _share(x: float) -> str:
@@ -1030,31 +1193,40 @@ class LivePlots(pn.viewable.Viewer):
 
     session = param.ClassSelector(class_=TrainingSession, constant=True)
     highlight_op = param.Integer(default=None, allow_None=True, doc="passed to the roofline")
+    lang = param.Selector(default="en", objects=list(LANGUAGES), doc="language of every plot and tab")
+
+    TAB_KEYS = ("tab.training", "tab.descent", "tab.utilization", "tab.energy", "tab.roofline")
 
     def __init__(self, session: TrainingSession, **params):
         super().__init__(session=session, **params)
-        self.loss = LossPlot(session)
-        self.boundary = BoundaryPlot(session)
-        self.descent = DescentPlot(session)
-        self.utilization = UtilizationPlot(session)
-        self.energy = EnergyPlot(session)
-        self.roofline = RooflinePlot(session, highlight_op=self.highlight_op)
+        lang = self.lang
+        self.loss = LossPlot(session, lang=lang)
+        self.boundary = BoundaryPlot(session, lang=lang)
+        self.descent = DescentPlot(session, lang=lang)
+        self.utilization = UtilizationPlot(session, lang=lang)
+        self.energy = EnergyPlot(session, lang=lang)
+        self.roofline = RooflinePlot(session, highlight_op=self.highlight_op, lang=lang)
         self.param.watch(lambda e: setattr(self.roofline, "highlight_op", e.new), "highlight_op")
         self.views = (self.loss, self.boundary, self.descent, self.utilization, self.energy, self.roofline)
-        self._tabs = pn.Tabs(
-            ("Training", pn.Row(pn.Column(self.loss, sizing_mode="stretch_width"),
-                                pn.Column(self.boundary, sizing_mode="stretch_width"), sizing_mode="stretch_width")),
-            ("Gradient descent", self.descent),
-            ("Utilisation", self.utilization),
-            ("Energy", self.energy),
-            ("Roofline", self.roofline),
-            dynamic=False, sizing_mode="stretch_width", tabs_location="above",
-        )
+        training = pn.Row(pn.Column(self.loss, sizing_mode="stretch_width"),
+                          pn.Column(self.boundary, sizing_mode="stretch_width"), sizing_mode="stretch_width")
+        panes = (training, self.descent, self.utilization, self.energy, self.roofline)
+        self._tabs = pn.Tabs(*zip(self.tab_names(), panes), dynamic=False, sizing_mode="stretch_width",
+                             tabs_location="above")
+        self.param.watch(self._on_lang, "lang")
         if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
             pn.state.on_session_destroyed(lambda ctx: self.dispose())
 
     def __panel__(self):
         return self._tabs
+
+    def tab_names(self) -> list[str]:
+        return [t(key, self.lang) for key in self.TAB_KEYS]
+
+    def _on_lang(self, event) -> None:
+        for view in self.views:
+            view.lang = event.new
+        _rename_tabs(self._tabs, self.tab_names())
 
     def dispose(self) -> None:
         for v in self.views:

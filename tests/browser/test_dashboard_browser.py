@@ -103,3 +103,31 @@ def test_bad_url_opens_with_defaults_and_a_notice(browser, app_url, page_errors,
     page.wait_for_function("() => location.search.includes('rows=8')", timeout=15_000)
     page.screenshot(path=str(artifacts / "dashboard-bad-url.png"))
     assert errors == []
+
+
+def test_link_opens_the_dashboard_in_chinese(browser, app_url, page_errors, artifacts):
+    """?lang=zh: the sidebar, the cards and the plot tabs in Chinese; the switch goes back to English."""
+    from chipviz.app.i18n import t
+
+    page = browser.new_page(viewport={"width": 1600, "height": 1000})
+    errors = page_errors(page)
+    page.goto(app_url + "?lang=zh")
+    page.get_by_text(t("dash.op_select", "zh")).first.wait_for(timeout=30_000)
+    page.locator("canvas").first.wait_for(timeout=30_000)
+    page.wait_for_timeout(1500)
+    for text in (t("ctl.network_card", "zh"), t("ctl.dataset", "zh"), t("ctl.lr", "zh"),  # sidebar
+                 t("dash.pe_card", "zh"), t("dash.network_card", "zh"),  # cards
+                 t("tab.training", "zh"), t("tab.roofline", "zh")):  # plot tabs
+        assert page.get_by_text(re.compile("^" + re.escape(text))).first.is_visible(), text
+    assert page.get_by_role("button", name=t("ctl.train", "zh")).is_visible()
+    assert page.get_by_role("button", name=t("pe.play", "zh")).first.is_visible()  # inside the PE array
+    assert re.search(r"周期 \d+/\d+", page.locator(".cv-live").first.text_content())
+    assert page.get_by_text("Matrix multiply on the chip").count() == 0
+    page.wait_for_function("() => location.search.includes('lang=zh')", timeout=15_000)
+    assert "lesson=" not in page.url, "a language alone does not open a lesson"
+    page.screenshot(path=str(artifacts / "dashboard-zh.png"), full_page=False)
+    page.get_by_role("button", name=t("dash.language_en", "en"), exact=True).click()  # back to English, no reload
+    page.get_by_text("Matrix multiply on the chip").first.wait_for(timeout=15_000)
+    page.get_by_text("Roofline", exact=True).first.wait_for(timeout=15_000)
+    page.wait_for_function("() => location.search.includes('lang=en')", timeout=15_000)
+    assert errors == []

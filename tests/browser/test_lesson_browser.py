@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from chipviz.app import lessons as L
+from chipviz.app.i18n import t
 
 APP = Path(__file__).resolve().parents[2] / "app.py"  # the real dashboard, with its lesson mode
 
@@ -39,7 +40,7 @@ def test_walk_a_lesson_answering_wrong_and_right(browser, lesson_app, artifacts,
     page = browser.new_page(viewport={"width": 1700, "height": 1300})
     errors = page_errors(page)
     page.goto(lesson_app)
-    page.get_by_role("button", name="Lessons · 课程").click()  # lesson mode opens lesson 1
+    page.get_by_role("button", name=L.ui("en", "lesson_mode"), exact=True).click()  # lesson mode opens lesson 1
     expect(page.get_by_text("Step 1 of 4")).to_be_visible(timeout=TIMEOUT)
 
     chooser = page.locator("select", has=page.locator("option", has_text=f"2 · {lesson.title}"))
@@ -92,23 +93,35 @@ def test_teacher_link_opens_a_step_in_chinese_with_controls_hidden_and_locked(br
     expect(page.get_by_text(L.ui("zh", "step_title", i=2, title=lesson.steps[1].title))).to_be_visible(
         timeout=TIMEOUT)
     expect(page.get_by_role("button", name=L.ui("zh", "next"))).to_be_visible(timeout=TIMEOUT)
-    # hidden controls are not shown; locked ones are shown, disabled
-    expect(page.get_by_text("Learning rate α (log scale)")).to_be_hidden(timeout=TIMEOUT)
-    expect(page.get_by_text("Batch size")).to_be_hidden(timeout=TIMEOUT)
-    expect(page.get_by_text("Optimizer", exact=True)).to_be_visible(timeout=TIMEOUT)
-    expect(page.get_by_text("PE rows:", exact=True)).to_be_visible(timeout=TIMEOUT)
+    # the whole interface speaks Chinese (lang is shared); hidden controls are not shown; locked
+    # ones are shown, disabled
+    expect(page.get_by_text(t("ctl.lr", "zh"))).to_be_hidden(timeout=TIMEOUT)
+    expect(page.get_by_text(t("ctl.batch", "zh"))).to_be_hidden(timeout=TIMEOUT)
+    expect(page.get_by_text(t("ctl.opt", "zh"), exact=True)).to_be_visible(timeout=TIMEOUT)
+    rows, cols = f"{t('ctl.rows', 'zh')}:", f"{t('ctl.cols', 'zh')}:"
+    expect(page.get_by_text(rows, exact=True)).to_be_visible(timeout=TIMEOUT)
+
+    def locked(snapshot):  # locked: the box after the label is disabled
+        return all(re.search(rf'text: "{label}"\n\s*- textbox \[disabled\]', snapshot) for label in (rows, cols))
+
     snapshot = page.locator("body").aria_snapshot()
-    for label in ("PE rows:", "PE columns:"):  # locked: the box after the label is disabled
-        assert re.search(rf'text: "{label}"\n\s*- textbox \[disabled\]', snapshot), snapshot[:3000]
-    assert "Learning rate" not in snapshot and "Batch size" not in snapshot
+    for _ in range(40):  # the link's state arrives in several messages: give the last one time
+        if locked(snapshot) and "Optimizer" not in snapshot:
+            break
+        page.wait_for_timeout(500)
+        snapshot = page.locator("body").aria_snapshot()
+    assert locked(snapshot), snapshot[:3000]
+    assert t("ctl.lr", "zh") not in snapshot and f'"{t("ctl.batch", "zh")}:' not in snapshot
+    assert "Learning rate" not in snapshot and "Optimizer" not in snapshot
     # the step's own state: output stationary
-    expect(page.get_by_text(re.compile(r"layer 1 · forward")).first).to_be_visible(timeout=TIMEOUT)
+    expect(page.get_by_text(re.compile(r"第 1 层 · 前向传播")).first).to_be_visible(timeout=TIMEOUT)
     page.screenshot(path=str(artifacts / "lesson-05-teacher-link-zh.png"), full_page=True)
     page.get_by_role("button", name="EN", exact=True).click()  # the language switch
     english = L.load_lessons("en")[2]
     expect(page.get_by_text(f"Step 2 of {len(lesson.steps)}")).to_be_visible(timeout=TIMEOUT)
     expect(page.get_by_text(f"Step 2: {english.steps[1].title}")).to_be_visible(timeout=TIMEOUT)
     expect(page.get_by_role("button", name=L.ui("en", "next"))).to_be_visible(timeout=TIMEOUT)
+    expect(page.get_by_text("Optimizer", exact=True)).to_be_visible(timeout=TIMEOUT)  # the sidebar follows
     assert "lang=en" in page.url
     page.close()
     assert errors == [], errors
