@@ -3,6 +3,7 @@ import math
 import time
 
 import numpy as np
+import param
 import pytest
 
 from chipviz.app.dashboard import Dashboard
@@ -181,3 +182,15 @@ def test_displays_in_a_notebook():
         assert "application/vnd.holoviews_exec.v0+json" in data and "text/html" in data
     finally:
         d.session.close()
+
+
+def test_cycle_slider_scrubs_the_animation(dash):
+    pe = dash.pe_array
+    assert dash.scrub.end == pe.total_cycles - 1
+    target = pe.total_cycles - 10  # beyond the first window sent to the browser
+    with param.edit_constant(dash.scrub):  # as the browser sets it when the drag ends
+        dash.scrub.value_throttled = target
+    assert pe.cycle == target
+    assert pe.start_cycle <= target < pe.start_cycle + pe.n_cycles
+    pe.step(3)
+    assert dash.scrub.value == target + 3

@@ -63,6 +63,8 @@ class Dashboard(pn.viewable.Viewer):
         self.plots = LivePlots(session=s, lang=lang)
         self.lessons = LessonView(self, apply=False, sync_url=False, lang=lang)
         self.lesson_panel = pn.Column(self.lessons, visible=False)
+        self.scrub = pn.widgets.IntSlider(label=t("dash.scrub", lang), start=0, end=1, value=0,
+                                          sizing_mode="stretch_width")
         self.lesson_toggle = pn.widgets.Toggle.from_param(self.param.lesson_mode, color="primary")
         self.lang_switch = pn.widgets.RadioButtonGroup(
             options={t("dash.language_en", lang): "en", t("dash.language_zh", lang): "zh"}, value=lang,
@@ -92,6 +94,8 @@ class Dashboard(pn.viewable.Viewer):
         self.pe_array.param.watch(self._on_animation_end, "at_end")
         self.pe_array.param.watch(self._on_pe_selected, "selected_pe")
         self.pe_array.param.watch(self._on_cycle, "cycle")
+        self.pe_array.param.watch(self._on_total_cycles, "total_cycles")
+        self.scrub.param.watch(self._on_scrub, "value_throttled")
         self.network.param.watch(self._on_weight_selected, "selected_weight")
         self.pe_array.param.watch(lambda *_: self._write_url(), "fps")
         s.param.watch(self._on_snapshot, "snapshot")
@@ -152,6 +156,7 @@ class Dashboard(pn.viewable.Viewer):
         self.next_button.label = tr("dash.next_gemm")
         self.phase_button.label = tr("dash.next_phase")
         self.follow_box.label = tr("dash.follow")
+        self.scrub.label = tr("dash.scrub")
         self.dismiss.label = tr("dash.dismiss")
         self.diverged_reset.label = tr("dash.reset_network")
         self.pe_card.title = tr("dash.pe_card")
@@ -381,7 +386,21 @@ class Dashboard(pn.viewable.Viewer):
     def _on_pe_selected(self, event):
         self.network.selected_pe = event.new
 
+    def _on_total_cycles(self, event):
+        self.scrub.end = max(1, event.new - 1)
+
+    def _on_scrub(self, event):
+        """The cycle slider: jump the animation to any cycle of the GEMM (windows are sent as needed)."""
+        pe = self.pe_array
+        if pe.trace is not None and event.new is not None and event.new != pe.cycle:
+            try:
+                pe.seek(min(event.new, pe.total_cycles - 1))
+            except ValueError:
+                pass
+
     def _on_cycle(self, _):
+        if self.scrub.value != self.pe_array.cycle:
+            self.scrub.value = min(self.pe_array.cycle, self.scrub.end)
         if self.pe_array.trace is not None:
             try:
                 fold = self.pe_array.fold_of()
@@ -411,7 +430,7 @@ class Dashboard(pn.viewable.Viewer):
     def main_area(self):
         animation = pn.Column(
             self.op_info, self.op_select,
-            pn.Row(self.prev_button, self.next_button, self.phase_button, self.follow_box),
+            pn.Row(self.prev_button, self.next_button, self.phase_button, self.follow_box), self.scrub,
             self.pe_array, sizing_mode="stretch_width")
         # the two cards sit side by side when there is room and stack when there is not (lesson mode)
         self.pe_card.objects = [animation]

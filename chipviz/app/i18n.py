@@ -84,6 +84,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "dash.language_en": _e("English", "English"),
     "dash.language_zh": _e("简体中文", "简体中文"),
     "dash.op_select": _e("Matrix multiply on the chip", "芯片上的矩阵乘法"),
+    "dash.scrub": _e("Cycle (drag to scrub)", "周期（拖动以定位）"),
     "dash.prev_gemm": _e("◀ previous GEMM", "◀ 上一个矩阵乘法"),
     "dash.next_gemm": _e("next GEMM ▶", "下一个矩阵乘法 ▶"),
     "dash.next_phase": _e("next phase ▶▶", "下一阶段 ▶▶"),
