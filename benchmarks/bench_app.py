@@ -6,15 +6,16 @@ Prints a Markdown table of:
 - time from `panel serve app.py` starting to a rendered page (the PE array drawn), with a
   cold numba cache (a fresh NUMBA_CACHE_DIR: every kernel compiles) and a warm one;
 - animation frames per second in Chromium for 8×8, 16×16 and 32×32 arrays;
-- latency from a control change (the dataflow) to the updated numbers on the page;
+- latency from a control (One step) to the updated loss plot in the page;
 - server memory (RSS) with one session and with N sessions open, and the latency of a
-  control change in one page while the N others train.
+  control in one page while the N others train, and what is left after the pages close.
 Needs Debian's chromium at /usr/bin/chromium and the playwright package.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -90,15 +91,20 @@ def animation_fps(browser, base: str, side: int) -> float:
     return fps
 
 
+LOSS_POINTS = """() => {
+    const doc = Bokeh.documents[Bokeh.documents.length - 1];
+    for (const m of doc.all_models)
+        if (m.type === 'ColumnDataSource' && m.name === 'train_loss') return m.data.x.length;
+    return -1;
+}"""
+
+
 def control_latency(page) -> float:
-    """Click a dataflow button; time until the GEMM's numbers on the page change."""
-    info = page.get_by_text("mapping efficiency").first
-    before = info.inner_text()
-    current = "os" if "dataflow=os" not in page.url else "ws"
+    """Click "One step"; time until the loss plot in the page has the new point."""
+    before = page.evaluate(LOSS_POINTS)
     t0 = time.perf_counter()
-    page.get_by_role("button", name=current, exact=True).first.click()
-    while info.inner_text() == before and time.perf_counter() - t0 < 30:
-        page.wait_for_timeout(5)
+    page.get_by_role("button", name="One step").click()
+    page.wait_for_function(f"() => ({LOSS_POINTS})() > {before}", timeout=60_000, polling=5)
     return time.perf_counter() - t0
 
 
@@ -124,7 +130,7 @@ def main():
                              f"{animation_fps(browser, base, side):.0f} frames/s"))
             page = open_page(browser, base)
             latencies = [control_latency(page) for _ in range(5)]
-            rows.append(("control change → updated numbers (dataflow button), median of 5",
+            rows.append(("control → updated plot (One step → new point in the loss plot), median of 5",
                          f"{statistics.median(latencies) * 1e3:.0f} ms"))
             one = rss_mib(proc.pid)
             rows.append(("server memory: idle after start / with 1 session", f"{idle:.0f} / {one:.0f} MiB"))
@@ -138,7 +144,7 @@ def main():
             rows.append((f"server memory with {args.sessions + 1} sessions (all but one training)",
                          f"{many:.0f} MiB ({(many - one) / args.sessions:.1f} MiB per extra session)"))
             latencies = [control_latency(page) for _ in range(5)]
-            rows.append((f"control change → updated numbers while {args.sessions} sessions train, median of 5",
+            rows.append((f"control → updated plot while {args.sessions} other sessions train, median of 5",
                          f"{statistics.median(latencies) * 1e3:.0f} ms"))
             threads_open = proc_status(proc.pid, "Threads")
             for p in pages:
