@@ -52,7 +52,7 @@ from bokeh.plotting.contour import contour_data
 from panel.io.state import set_curdoc
 
 from ..data import TOYS
-from ..nn.on_chip import PHASE_LABELS, PHASES
+from ..nn.on_chip import PHASES
 from ..nn.trainer import ENERGY_PARTS
 from . import palette as pal
 from .i18n import LANGUAGES, t
@@ -759,7 +759,7 @@ class RooflinePlot(_LiveView):
                                      if finite else t("plot.intensity_inf", lang))
             data["label"].append(f"{op.name}")
             data["layer"].append(op.layer)
-            data["phase"].append(t(f"phase.{op.phase}", lang) if op.phase in PHASE_LABELS else op.phase)
+            data["phase"].append(t(f"phase.{op.phase}", lang) if op.phase in PHASES else op.phase)
             data["shape"].append(f"{s.m}×{s.k} · {s.k}×{s.n}")
             data["attainable"].append(s.attainable_macs_per_cycle)
             data["util"].append(s.utilization)

@@ -48,16 +48,17 @@ def simulate(a: np.ndarray, b: np.ndarray, config: ChipConfig, trace_window: tup
     top = np.ascontiguousarray(top, dtype=acc)
     out = np.zeros((n, m) if transposed else (m, n), acc)
     trace_arrays, start = _trace_arrays(trace_window, mapping, config, trace_budget)
+    tiles = mapping.fold_tiles()
     counters = np.zeros((mapping.folds, mem.N_COUNTERS), np.int64)
     fits = mem.operand_fits(m, k, n, config.dataflow, config)
-    total = module.run_folds(left, top, out, config.rows, config.cols, mapping.fold_tiles(), mapping.fold_flags(),
+    total = module.run_folds(left, top, out, config.rows, config.cols, tiles, mapping.fold_flags(),
                              fits, spec.operand_bytes, spec.accumulator_bytes, float(config.dram_bytes_per_cycle),
                              counters, trace_arrays, start)
     stats = summarize(counters, mapping, config, engine="cycle")
     assert total == stats.cycles, "kernel cycle count disagrees with its own fold counters"
     trace = None
     if trace_window is not None:
-        trace = tr.Trace(start, *trace_arrays, dataflow=config.dataflow, tiles=mapping.fold_tiles(),
+        trace = tr.Trace(start, *trace_arrays, dataflow=config.dataflow, tiles=tiles,
                          roles=ROLES[config.dataflow])
     return (out.T.copy() if transposed else out), stats, trace
 

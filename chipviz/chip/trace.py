@@ -13,7 +13,6 @@ import numpy as np
 from numba import njit
 
 IDLE, MAC, PRELOAD, STALL = 0, 1, 2, 3
-STATE_NAMES = ("idle", "mac", "preload", "stall")
 DEFAULT_BUDGET_BYTES = 256 * 2**20
 
 FIELDS = ("state", "stationary", "from_left", "from_top", "psum", "fold", "left_in", "top_in", "bottom_out")

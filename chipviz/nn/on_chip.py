@@ -11,8 +11,6 @@ from ..chip import ChipConfig, GemmStats, analyze, gemm, prepare_operands, produ
 from ..chip.vector import VectorStats, vector_op
 
 PHASES = ("forward", "backward_data", "backward_weights", "update")
-PHASE_LABELS = {"forward": "forward", "backward_data": "backward (data)",
-                "backward_weights": "backward (weights)", "update": "update"}
 
 
 class Operation(NamedTuple):
