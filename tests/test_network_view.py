@@ -372,7 +372,9 @@ def test_selected_pe_pins_units_of_compact_layers():
     shown_inputs = [int(t) for x, t in zip(view._labels.data["x"], view._labels.data["text"]) if x == 0]
     shown_hidden = [int(t) for x, t in zip(view._labels.data["x"], view._labels.data["text"]) if x == 1]
     assert 10 in shown_inputs and 11 in shown_hidden  # pinned beside the first 8 of each compact layer
-    assert f"W1[10, 11] = {s.snapshot.weights[0][10, 11]:+.4f}" in view._links.data["name"]
+    d = view._links.data
+    row = [k for k, (lay, i, j) in enumerate(zip(d["layer"], d["i"], d["j"])) if (lay, i, j) == (1, 10, 11)]
+    assert len(row) == 1 and d["w"][row[0]] == pytest.approx(float(s.snapshot.weights[0][10, 11]))
     assert "holds W1[10, 11]" in view.description
 
 

@@ -269,3 +269,38 @@ def test_fmt():
     assert fmt(-1.25) == "−1.25"
     assert fmt(1 / 3) == "0.333333"
     assert not math.isnan(float(fmt(2.5)))
+
+
+def test_set_data_sends_only_the_columns_that_changed():
+    from bokeh.document import Document
+    from bokeh.models import ColumnDataSource
+
+    from chipviz.app.sources import set_data
+
+    source = ColumnDataSource({"x": np.arange(5.0), "y": np.zeros(5), "label": list("abcde")})
+    doc = Document()
+    doc.add_root(source)
+    events = []
+    doc.on_change(lambda event: events.append(event))
+    set_data(source, {"x": np.arange(5.0), "y": np.zeros(5), "label": list("abcde")})
+    assert events == []  # nothing changed: nothing sent
+    set_data(source, {"x": np.arange(5.0), "y": np.ones(5), "label": list("abcde")})
+    assert len(events) == 1 and events[0].cols == ["y"]
+    assert np.array_equal(source.data["y"], np.ones(5))
+    set_data(source, {"x": np.arange(3.0), "y": np.ones(3), "label": list("abc")})  # new length: all of it
+    assert len(events) == 2 and getattr(events[1], "cols", None) is None
+    assert list(source.data["label"]) == list("abc")
+
+
+def test_views_in_closed_tabs_wait_until_their_tab_opens():
+    s = TrainingSession(dataset="circle", hidden_layers=1, width1=4)
+    live = LivePlots(s)
+    assert live.loss.shown and live.boundary.shown and not live.utilization.shown
+    before = len(live.utilization.time_source.data["x"])
+    s.step(3)
+    assert len(live.utilization.time_source.data["x"]) == before  # its tab is closed: not redrawn
+    assert len(live.loss.sources["train_loss"].data["x"]) > 0
+    live._tabs.active = 2  # the utilisation tab opens: it catches up at once
+    assert live.utilization.shown and not live.loss.shown
+    assert list(live.utilization.time_source.data["x"])[-1] == s.snapshot.step
+    live.dispose()

@@ -10,8 +10,10 @@ import math
 import panel as pn
 import param
 
+from . import server_load
+from .document import on_document, served_document
 from .i18n import LANGUAGES, STRINGS, t
-from .session import MAX_ANIMATED_SIDE, TrainingSession
+from .session import MAX_ANIMATED_SIDE, PUBLISH_INTERVAL_S, TrainingSession
 
 # preset id -> settings (labels: i18n "preset.<id>")
 PRESETS = {
@@ -78,8 +80,9 @@ class Controls(pn.viewable.Viewer):
         s.param.watch(self._on_lr_param, "lr")
         self.preset.param.watch(self._on_preset, "value")
         self.train_button.param.watch(self._on_train, "value")
-        s.param.watch(self._on_running, "running")
-        s.param.watch(self._on_snapshot, "snapshot")
+        doc = served_document()  # the worker thread sets these two: edit the page on its own thread
+        s.param.watch(on_document(doc, self._on_running), "running")
+        s.param.watch(on_document(doc, self._on_snapshot), "snapshot")
         s.param.watch(self._on_shape, ["hidden_layers", "dataset"])
         self.step_button.on_click(lambda _: self._step())
         self.reset_button.on_click(lambda _: s.reset())
@@ -127,7 +130,12 @@ class Controls(pn.viewable.Viewer):
             return ""
         lang = self.lang
         acc = "" if math.isnan(snap.test_accuracy) else t("ctl.status_acc", lang, acc=f"{snap.test_accuracy:.1%}")
-        return f"<small>{t('ctl.status', lang, step=f'{snap.step:,}', epoch=snap.epoch + 1, acc=acc)}</small>"
+        text = t("ctl.status", lang, step=f"{snap.step:,}", epoch=snap.epoch + 1, acc=acc)
+        n = server_load.training()
+        if server_load.stretch(n) > 1:  # say why the plots move slower than usual
+            every = f"{PUBLISH_INTERVAL_S * server_load.stretch(n):.2g}"
+            text += f"<br><span style='color:#555'>{t('ctl.status_busy', lang, n=n, every=every)}</span>"
+        return f"<small>{text}</small>"
 
     def _on_lr_slider(self, event):
         lr = round(10 ** event.new, 6)

@@ -21,6 +21,7 @@ from ..chip import TraceTooLarge
 from ..chip import trace as chip_trace
 from . import palette
 from .controls import Controls
+from .document import on_document, served_document
 from .i18n import LANGUAGES, STRINGS, Msg, diverged, relabel, t, url_notice
 from .lesson_view import LessonView
 from .lessons import LESSON_KEYS, notice
@@ -98,10 +99,11 @@ class Dashboard(pn.viewable.Viewer):
         self.scrub.param.watch(self._on_scrub, "value_throttled")
         self.network.param.watch(self._on_weight_selected, "selected_weight")
         self.pe_array.param.watch(lambda *_: self._write_url(), "fps")
-        s.param.watch(self._on_snapshot, "snapshot")
-        s.param.watch(self._on_notice, "notice")
-        s.param.watch(self._on_diverged, "diverged")
-        s.param.watch(lambda *_: self._write_url(), list(KEYS.values()))
+        doc = served_document()  # the session's worker thread sets these: edit the page on its own thread
+        s.param.watch(on_document(doc, self._on_snapshot), "snapshot")
+        s.param.watch(on_document(doc, self._on_notice), "notice")
+        s.param.watch(on_document(doc, self._on_diverged), "diverged")
+        s.param.watch(on_document(doc, lambda *_: self._write_url()), list(KEYS.values()))
         self.param.watch(self._show_notices, "notices")
         self.param.watch(self._on_lesson_mode, "lesson_mode")
         self.param.watch(self._on_lang, "lang")

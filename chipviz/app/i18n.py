@@ -154,6 +154,8 @@ STRINGS: dict[str, dict[str, str]] = {
     "ctl.chip_card": _e("Chip", "芯片"),
     "ctl.status": _e("step {step} · epoch {epoch}{acc}", "第 {step} 步 · 第 {epoch} 轮{acc}"),
     "ctl.status_acc": _e(" · test accuracy {acc}", " · 测试准确率 {acc}"),
+    "ctl.status_busy": _e("{n} sessions are training on this server, so the plots refresh every {every} s",
+                          "本服务器上有 {n} 个会话在训练，图表每 {every} 秒刷新一次"),
     "preset.custom": _e("custom", "自定义"),
     "preset.classroom": _e("4×4 classroom array", "4×4 课堂阵列"),
     "preset.default": _e("8×8 (default)", "8×8（默认）"),

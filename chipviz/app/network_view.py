@@ -33,6 +33,7 @@ from bokeh.plotting import figure
 from . import palette
 from .i18n import LANGUAGES, STRINGS, join, t
 from .session import TrainingSession
+from .sources import set_data
 from .weight_map import WeightMap, WeightPlacement
 
 POSITIVE = palette.SKY_BLUE  # weight > 0 (Playground's blue, from the Okabe–Ito set)
@@ -227,7 +228,7 @@ class NetworkView(pn.viewable.Viewer):
         self._pe_links = ColumnDataSource(dict(x0=[], y0=[], x1=[], y1=[], width=[], color=[]))
         self._sel_links = ColumnDataSource(dict(x0=[], y0=[], x1=[], y1=[], width=[], color=[]))
         self._links = ColumnDataSource(dict(x0=[], y0=[], x1=[], y1=[], color=[], width=[], alpha=[], w=[],
-                                            layer=[], i=[], j=[], name=[], path=[]))
+                                            layer=[], i=[], j=[], path=[]))
         self._units = ColumnDataSource(dict(x=[], y=[], fill=[], fill_alpha=[], line=[], line_width=[],
                                             name=[], bias=[]))
         self._labels = ColumnDataSource(dict(x=[], y=[], text=[]))
@@ -273,7 +274,9 @@ class NetworkView(pn.viewable.Viewer):
         self.figure = p
 
     def _link_tooltips(self):
-        return [(t("net.tip_weight", self.lang), "@name"), (t("net.tip_link", self.lang), "@path")]
+        # the weight is formatted in the browser: its numbers change every snapshot, the words never
+        return [(t("net.tip_weight", self.lang), "W@layer[@i, @j] = @w{+0.0000}"),
+                (t("net.tip_link", self.lang), "@path")]
 
     def _unit_tooltips(self):
         return [(t("net.tip_unit", self.lang), "@name"), (t("net.tip_bias", self.lang), "@bias")]
@@ -421,7 +424,6 @@ class NetworkView(pn.viewable.Viewer):
             dim = 1.0 if focus is None or focus == gap else DIM
             cols["alpha"].append(np.full(len(vals), dim))  # scaled by |w| below
             src_name, dst_name = layer_name(gap - 1, n_layers, self.lang), layer_name(gap, n_layers, self.lang)
-            cols["name"].extend(f"W{gap}[{a}, {b}] = {v:+.4f}" for a, b, v in zip(ii.tolist(), jj.tolist(), vals))
             cols["path"].extend(f"{src_name} {a} → {dst_name} {b}" for a, b in zip(ii.tolist(), jj.tolist()))
         for k in ("x0", "x1", "y0", "y1", "w", "layer", "i", "j", "alpha"):
             cols[k] = np.concatenate(cols[k]) if cols[k] else np.zeros(0)
@@ -503,15 +505,15 @@ class NetworkView(pn.viewable.Viewer):
         with pn.io.hold(self.figure.document) if self.figure.document is not None else _nothing():
             self.figure.x_range.update(start=-0.55, end=n_layers + 0.45)
             self.figure.y_range.update(start=-top - 1.3, end=top + 1.6)
-            self._band.data = band
-            self._pe_links.data = halo(pe_mask)
-            self._sel_links.data = halo(sel_mask)
-            self._links.data = cols
-            self._units.data = dict(x=ux, y=uy, fill=fill, fill_alpha=falpha, line=line, line_width=lwidth,
-                                    name=names, bias=bias_text)
-            self._labels.data = dict(x=lab_x, y=lab_y, text=lab_t)
-            self._titles.data = dict(x=tit_x, y=tit_y, text=tit_t)
-            self._more.data = dict(x=more_x, y=more_y, text=more_t)
+            set_data(self._band, band)
+            set_data(self._pe_links, halo(pe_mask))
+            set_data(self._sel_links, halo(sel_mask))
+            set_data(self._links, cols)
+            set_data(self._units, dict(x=ux, y=uy, fill=fill, fill_alpha=falpha, line=line, line_width=lwidth,
+                                       name=names, bias=bias_text))
+            set_data(self._labels, dict(x=lab_x, y=lab_y, text=lab_t))
+            set_data(self._titles, dict(x=tit_x, y=tit_y, text=tit_t))
+            set_data(self._more, dict(x=more_x, y=more_y, text=more_t))
 
         self.drawn_links = drawn_total
         self.total_links = int(sum(w.size for w in weights))

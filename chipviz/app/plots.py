@@ -56,7 +56,9 @@ from ..nn.on_chip import PHASES
 from ..nn.trainer import ENERGY_PARTS
 from . import palette as pal
 from .i18n import LANGUAGES, t
+from . import server_load
 from .session import TrainingSession
+from .sources import set_data, set_series
 
 __all__ = ["LossPlot", "UtilizationPlot", "EnergyPlot", "RooflinePlot", "DescentPlot", "BoundaryPlot",
            "LivePlots", "fmt"]
@@ -185,23 +187,6 @@ def _set_range(rng: Range1d, start: float, end: float) -> None:
     rng.update(start=start, end=end, reset_start=start, reset_end=end)
 
 
-def _set_series(source: ColumnDataSource, x: np.ndarray, y: np.ndarray, full: bool = False) -> None:
-    """Make `source` hold (x, y): stream the new tail if the old data is a prefix, else (or when
-    `full`) replace it. A browser that connects while points are streamed can miss some, so the
-    views send the whole series now and then (`full`) to heal such gaps."""
-    old_x = np.asarray(source.data.get("x", ()))
-    n = len(old_x)
-    if full:
-        if n != len(x) or not np.array_equal(old_x, x) or not np.array_equal(np.asarray(source.data["y"]), y):
-            source.data = {"x": x, "y": y}
-        return
-    if 0 < n <= len(x) and np.array_equal(old_x, x[:n]) and np.array_equal(np.asarray(source.data["y"]), y[:n]):
-        if len(x) > n:
-            source.stream({"x": x[n:], "y": y[n:]})
-        return
-    source.data = {"x": x, "y": y}
-
-
 def _series(history: dict, column: str) -> tuple[np.ndarray, np.ndarray]:
     """Steps and values of one history column, without the steps where it was not recorded."""
     step = np.asarray(history.get("step", ()), np.int64)
@@ -245,7 +230,7 @@ class _Throttle:
             if self._running:
                 self._pending = True
                 return
-            wait = self._last + self.interval - time.monotonic()
+            wait = self._last + self._interval() - time.monotonic()
             if wait > 0:
                 self._arm(wait)
                 return
@@ -272,6 +257,9 @@ class _Throttle:
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
+
+    def _interval(self) -> float:
+        return self.interval * server_load.stretch()  # longer while many sessions train
 
     # with self._lock held
     def _arm(self, wait: float) -> None:
@@ -312,7 +300,7 @@ class _Throttle:
                 self._running = False
                 if self._pending and not self.closed:
                     self._pending = False
-                    self._arm(self._last + self.interval - time.monotonic())
+                    self._arm(self._last + self._interval() - time.monotonic())
 
 
 class _LiveView(pn.viewable.Viewer):
@@ -320,10 +308,13 @@ class _LiveView(pn.viewable.Viewer):
 
     session = param.ClassSelector(class_=TrainingSession, constant=True, doc="the session to draw")
     lang = param.Selector(default="en", objects=list(LANGUAGES), doc="language of titles, axes and legends")
+    shown = param.Boolean(default=True, doc="on screen now (its tab is open); a hidden view skips the "
+                                            "snapshots and catches up when shown")
 
     def __init__(self, session: TrainingSession, **params):
         super().__init__(session=session, **params)
         self._figures: list = []
+        self._missed = False  # a snapshot came while hidden
         self._labelled = None  # the language the static words are in
         self._queue_lock = threading.Lock()
         self._queued = False
@@ -335,6 +326,7 @@ class _LiveView(pn.viewable.Viewer):
         self._relabel()
         self._labelled = self.lang
         self.param.watch(lambda e: self._schedule(), "lang")
+        self.param.watch(self._on_shown, "shown")
         try:
             self._start()
         finally:
@@ -370,10 +362,18 @@ class _LiveView(pn.viewable.Viewer):
     # plumbing
     def _safe_on_snapshot(self, *events) -> None:
         """The watcher runs in the session's worker thread: a failing plot must not stop training."""
+        if not self.shown:
+            self._missed = True
+            return
         try:
             self._on_snapshot(*events)
         except Exception:
             log.exception("%s failed to redraw", type(self).__name__)
+
+    def _on_shown(self, event) -> None:
+        if event.new and self._missed:
+            self._missed = False
+            self._safe_on_snapshot()
 
     def __panel__(self):
         return self._layout
@@ -485,7 +485,7 @@ class LossPlot(_LiveView):
             return
         full = self._full_refresh_due()
         for key, source in self.sources.items():
-            _set_series(source, *_series(snap.history, key), full=full)
+            set_series(source, *_series(snap.history, key), full=full)
         if self.log_y != isinstance(self.loss_fig.y_scale, LogScale):
             self._set_log(self.log_y)
         tr = self.tr
@@ -575,9 +575,9 @@ class UtilizationPlot(_LiveView):
         factors = list(reversed(data["label"]))  # first GEMM on top
         if list(self.bar_fig.y_range.factors) != factors:
             self.bar_fig.y_range.factors = factors
-        self.bar_source.data = data
+        set_data(self.bar_source, data)
         x, y = _series(snap.history, "utilization")
-        _set_series(self.time_source, x, y, full=self._full_refresh_due())
+        set_series(self.time_source, x, y, full=self._full_refresh_due())
         tr = self.tr
         if len(y):
             self.time_fig.title.text = tr("plot.util_time_last", util=f"{y[-1]:.1%}")
@@ -646,7 +646,7 @@ class EnergyPlot(_LiveView):
         labels = self._phase_labels()
         if labels != self.phase_labels:
             self.phase_labels = labels
-            self.bar_source.data = dict(self.bar_source.data, phase=labels)
+            set_data(self.bar_source, dict(self.bar_source.data, phase=labels))
             self.bar_fig.x_range.factors = labels
 
     def _update(self) -> None:
@@ -667,8 +667,8 @@ class EnergyPlot(_LiveView):
             self.bar_hover.tooltips = self._tooltips()
         tr = self.tr
         self.bar_fig.yaxis.axis_label = tr("plot.energy_axis", unit=unit[0])
-        self.bar_source.data = {"phase": self.phase_labels,
-                                **{k: [v / unit[1] if k in shown else 0.0 for v in pj[k]] for k in ENERGY_PARTS}}
+        set_data(self.bar_source, {"phase": self.phase_labels,
+                                   **{k: [v / unit[1] if k in shown else 0.0 for v in pj[k]] for k in ENERGY_PARTS}})
         if snap.report:
             total = snap.report.energy_pj
             t_name, t_scale = _energy_unit(total)
@@ -681,7 +681,7 @@ class EnergyPlot(_LiveView):
         x, y = _series(snap.history, "energy_pj")
         t_name, t_scale = _energy_unit(float(y.max())) if len(y) else unit
         self.time_fig.yaxis.axis_label = tr("plot.energy_axis", unit=t_name)
-        _set_series(self.time_source, x, y / t_scale, full=self._full_refresh_due())
+        set_series(self.time_source, x, y / t_scale, full=self._full_refresh_due())
         self.time_hover.tooltips = [(tr("plot.step"), "@x"), (tr("plot.energy_tip"), f"@y{{0.000}} {t_name}")]
 
 
@@ -779,15 +779,15 @@ class RooflinePlot(_LiveView):
         lo = min([ridge, *finite]) / 8
         hi = max([ridge, *finite]) * 8
         xs = np.array([lo, ridge, hi])
-        self.roof_source.data = {"x": xs, "y": np.minimum(peak, xs * bw)}
+        set_data(self.roof_source, {"x": xs, "y": np.minimum(peak, xs * bw)})
         self.ridge.location = ridge
-        self.point_source.data = self._point_data(items, hi, self.lang)
+        set_data(self.point_source, self._point_data(items, hi, self.lang))
         achieved = [op.stats.achieved_macs_per_cycle for _, op in items]
         _set_range(self.fig.x_range, lo, hi)
         _set_range(self.fig.y_range, min([lo * bw, *achieved]) / 2, peak * 3)
         hl = [(x, y) for i, x, y in zip(self.point_source.data["index"], self.point_source.data["x"],
                                          self.point_source.data["y"]) if i == self.highlight_op]
-        self.highlight_source.data = {"x": [h[0] for h in hl], "y": [h[1] for h in hl]}
+        set_data(self.highlight_source, {"x": [h[0] for h in hl], "y": [h[1] for h in hl]})
         tr = self.tr
         self.peak_label.update(x=hi, y=peak, text=tr("plot.peak", pes=chip.pes))
         self.bw_label.update(x=lo * 1.3, y=lo * 1.3 * bw, text=tr("plot.dram_roof", bw=f"{bw:g}"))
@@ -932,16 +932,16 @@ class DescentPlot(_LiveView):
         low = max(float(finite.min()), 1e-9) if finite.size else 1e-3
         high = max(float(finite.max()), low * 1.0001) if finite.size else 1.0
         da, db = a[1] - a[0], b[1] - b[0]
-        self.image_source.data = {"image": [loss], "x": [a[0] - da / 2], "y": [b[0] - db / 2],
-                                  "dw": [a[-1] - a[0] + da], "dh": [b[-1] - b[0] + db]}
+        set_data(self.image_source, {"image": [loss], "x": [a[0] - da / 2], "y": [b[0] - db / 2],
+                                     "dw": [a[-1] - a[0] + da], "dh": [b[-1] - b[0] + db]})
         self.mapper.update(low=low, high=high)
         levels = np.geomspace(low, high, 10)[1:-1]
         self.contours.set_data(contour_data(a, b, np.where(np.isfinite(loss), loss, high), levels,
                                             want_fill=False, want_line=True))
         path = np.asarray(plane.path)
         n = len(path)
-        self.path_source.data = {"x": path[:, 0], "y": path[:, 1], "age": np.arange(n)[::-1]}
-        self.current_source.data = {"x": path[-1:, 0], "y": path[-1:, 1]}
+        set_data(self.path_source, {"x": path[:, 0], "y": path[:, 1], "age": np.arange(n)[::-1]})
+        set_data(self.current_source, {"x": path[-1:, 0], "y": path[-1:, 1]})
         _set_range(self.fig.x_range, a[0] - da / 2, a[-1] + da / 2)
         _set_range(self.fig.y_range, b[0] - db / 2, b[-1] + db / 2)
         e1, e2 = plane.explained
@@ -1135,8 +1135,8 @@ class BoundaryPlot(_LiveView):
         self.note.visible, self.pane.visible = False, True
         gx, gy, p1, raw = r["gx"], r["gy"], r["p1"], r["raw"]
         dx, dy = gx[1] - gx[0], gy[1] - gy[0]
-        self.image_source.data = {"image": [p1], "x": [gx[0] - dx / 2], "y": [gy[0] - dy / 2],
-                                  "dw": [gx[-1] - gx[0] + dx], "dh": [gy[-1] - gy[0] + dy]}
+        set_data(self.image_source, {"image": [p1], "x": [gx[0] - dx / 2], "y": [gy[0] - dy / 2],
+                                     "dw": [gx[-1] - gx[0] + dx], "dh": [gy[-1] - gy[0] + dy]})
         self.boundary.set_data(contour_data(gx, gy, p1, [0.5], want_fill=False, want_line=True))
         if self._drawn_raw is not raw:
             self._drawn_raw = raw
@@ -1213,12 +1213,22 @@ class LivePlots(pn.viewable.Viewer):
         panes = (training, self.descent, self.utilization, self.energy, self.roofline)
         self._tabs = pn.Tabs(*zip(self.tab_names(), panes), dynamic=False, sizing_mode="stretch_width",
                              tabs_location="above")
+        # the views of each tab, in order: only the open tab's views redraw as training goes on
+        self._tab_views = ((self.loss, self.boundary), (self.descent,), (self.utilization,), (self.energy,),
+                           (self.roofline,))
+        self._tabs.param.watch(self._on_tab, "active")
+        self._on_tab()
         self.param.watch(self._on_lang, "lang")
         if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
             pn.state.on_session_destroyed(lambda ctx: self.dispose())
 
     def __panel__(self):
         return self._tabs
+
+    def _on_tab(self, *_):
+        for i, views in enumerate(self._tab_views):
+            for view in views:
+                view.shown = i == self._tabs.active
 
     def tab_names(self) -> list[str]:
         return [t(key, self.lang) for key in self.TAB_KEYS]

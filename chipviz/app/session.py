@@ -22,11 +22,12 @@ from ..nn.landscape import LossPlane, loss_plane
 from ..nn.on_chip import ChipRunner, Operation
 from ..nn.optimizers import OPTIMIZERS, make_optimizer
 from ..nn.trainer import Diverged, StepReport, Trainer, TrainSettings
+from . import server_load
 
 APP_DATASETS = ("digits",) + TOYS
 MAX_ANIMATED_SIDE = 64
 TRAJECTORY_LENGTH = 64
-PUBLISH_INTERVAL_S = 0.25
+PUBLISH_INTERVAL_S = 0.25  # while few sessions train; stretched by server_load when many do
 
 # Settings that change the network's shape or data: changing one rebuilds the network.
 RESET_SETTINGS = ("dataset", "hidden_layers", "width1", "width2", "width3", "width4", "activation", "seed",
@@ -169,7 +170,7 @@ class TrainingSession(param.Parameterized):
                     self._test = self.trainer.record_evaluation()
         except Diverged as exc:
             self.diverged = str(exc)
-            self.running = False
+            self.pause()
             return False
         return True
 
@@ -179,18 +180,21 @@ class TrainingSession(param.Parameterized):
         with self.lock:
             if self._worker and self._worker.is_alive():
                 self.running = True
+                server_load.started(self)
                 return
             self._stop.clear()
             self.running = True
+            server_load.started(self)
             self._worker = threading.Thread(target=self._work, name="chipviz-trainer", daemon=True)
             self._worker.start()
 
     def pause(self) -> None:
         self.running = False
+        server_load.stopped(self)
 
     def close(self) -> None:
         """Stop the worker for good (the browser tab closed)."""
-        self.running = False
+        self.pause()
         self._stop.set()
         if self._worker and self._worker is not threading.current_thread():
             self._worker.join(timeout=5)
@@ -201,13 +205,14 @@ class TrainingSession(param.Parameterized):
             if not self.running:
                 self._stop.wait(0.05)
                 continue
-            began = time.perf_counter()
+            began, cpu = time.perf_counter(), time.thread_time()
             with self.lock:
                 ok = self._run_steps(1)
-                if not ok or time.perf_counter() - last_publish >= PUBLISH_INTERVAL_S:
+                stepped = time.thread_time() - cpu  # CPU time: waiting for the GIL is not this session's use
+                if not ok or time.perf_counter() - last_publish >= PUBLISH_INTERVAL_S * server_load.stretch():
                     self._publish()
                     last_publish = time.perf_counter()
-            pause = 1.0 / self.steps_per_second - (time.perf_counter() - began)
+            pause = max(1.0 / self.steps_per_second - (time.perf_counter() - began), server_load.fair_pause(stepped))
             self._stop.wait(max(pause, 0.001))  # leave the server room for other sessions
 
     def _flat_params(self) -> np.ndarray:
