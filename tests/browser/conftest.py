@@ -2,7 +2,7 @@
 
 `browser` (session scope) launches Debian's Chromium once through Playwright; `serve(app_path)`
 starts `python -m panel serve` on a free port, waits for /liveness and returns the app's URL,
-and stops the server when the test ends. Every test in this folder is skipped, with the
+and stops the server when the test ends (`panel_server(app_path)` returns the server itself). Every test in this folder is skipped, with the
 reason, when Chromium or Playwright is missing — unless CHIPVIZ_REQUIRE_BROWSER is set (as
 .ci/run does), when that is an error.
 """
@@ -131,18 +131,24 @@ def browser():
 
 
 @pytest.fixture
-def serve():
-    """serve(app_path) -> URL of the running app; every server started is stopped after the test."""
+def panel_server():
+    """panel_server(app_path, **kwargs) -> a running PanelServer; every one is stopped after the test."""
     servers: list[PanelServer] = []
 
-    def start(app_path, **kwargs) -> str:
+    def start(app_path, **kwargs) -> PanelServer:
         server = PanelServer(app_path, **kwargs)
         servers.append(server)
-        return server.url
+        return server
 
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture
+def serve(panel_server):
+    """serve(app_path) -> URL of the running app; every server started is stopped after the test."""
+    return lambda app_path, **kwargs: panel_server(app_path, **kwargs).url
 
 
 @pytest.fixture
@@ -154,13 +160,21 @@ def artifacts() -> Path:
 
 @pytest.fixture
 def page_errors():
-    """attach(page) records console errors and uncaught page exceptions into the returned list."""
+    """attach(page) records console errors and uncaught page exceptions into the returned list.
+
+    The pages attached are closed when the test ends: a page left open outlives its server and
+    keeps running (and logging) in the shared browser during later tests."""
     errors: list[str] = []
+    pages = []
 
     def attach(page):
         page.on("console", lambda msg: errors.append(f"console.{msg.type}: {msg.text}")
                 if msg.type == "error" else None)
         page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
+        pages.append(page)
         return errors
 
-    return attach
+    yield attach
+    for page in pages:
+        if not page.is_closed():
+            page.close()
