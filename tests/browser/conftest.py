@@ -168,7 +168,7 @@ def page_errors():
     pages = []
 
     def attach(page):
-        page.on("console", lambda msg: errors.append(f"console.{msg.type}: {msg.text}")
+        page.on("console", lambda msg: errors.append(f"console.{msg.type}: {msg.text} ({msg.location.get('url')})")
                 if msg.type == "error" else None)
         page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
         pages.append(page)

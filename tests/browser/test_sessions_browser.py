@@ -34,7 +34,10 @@ def test_closing_tabs_stops_their_training_and_frees_their_threads(browser, pane
         pages.append(page)
     time.sleep(2)
     training_threads = threads(pid)
-    assert errors == []
+    # Known Panel problem (holoviz/panel#7073): with several sessions busy at once, a page can
+    # get some stylesheet links to Panel's CDN, which this offline machine cannot load.
+    # Every other console error fails the test.
+    assert [e for e in errors if "cdn.holoviz.org" not in e] == []
     for page in pages:
         page.close()
     deadline = time.monotonic() + 30
