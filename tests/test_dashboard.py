@@ -194,3 +194,18 @@ def test_cycle_slider_scrubs_the_animation(dash):
     assert pe.start_cycle <= target < pe.start_cycle + pe.n_cycles
     pe.step(3)
     assert dash.scrub.value == target + 3
+
+
+def test_a_closed_tabs_dashboard_and_session_are_freed():
+    """What a closed tab leaves behind is collected: nothing (Panel's link registries included) keeps it."""
+    import gc
+    import weakref
+
+    d = Dashboard()
+    d.session.start()
+    time.sleep(0.3)
+    session, dashboard = weakref.ref(d.session), weakref.ref(d)
+    d._on_destroyed(None)  # what Panel calls when the tab's session ends
+    del d
+    gc.collect()
+    assert session() is None and dashboard() is None

@@ -21,7 +21,7 @@ from ..chip import TraceTooLarge
 from ..chip import trace as chip_trace
 from . import palette
 from .controls import Controls
-from .document import on_document, served_document
+from .document import on_document, release_links, served_document
 from .i18n import LANGUAGES, STRINGS, Msg, diverged, relabel, t, url_notice
 from .lesson_view import LessonView
 from .lessons import LESSON_KEYS, notice
@@ -427,6 +427,7 @@ class Dashboard(pn.viewable.Viewer):
         self.session.close()
         self.plots.dispose()
         self.network.dispose()
+        release_links(self.sidebar_header(), self.controls, self.main_area())
 
     # ----- layout -----
     def main_area(self):

@@ -32,3 +32,22 @@ def on_document(doc, fn):
             pn.state.execute(partial(fn, *args, **kwargs))
 
     return run
+
+
+def release_links(*viewables) -> None:
+    """Forget the JS links and callbacks Panel registered for these views' widgets.
+
+    Panel keeps them in class-level registries (`panel.links.Callback.registry`, `Link.registry`)
+    keyed weakly by widget, but an editable slider's entry refers back to the slider, so the
+    entry, the widgets and (through their `from_param` links) the whole session outlive the
+    closed tab. Called when a page's session is destroyed.
+    """
+    from panel.links import Callback, Link
+
+    mine = {id(obj) for view in viewables for obj in pn.panel(view).select()}
+    for registry in (Callback.registry, Link.registry):
+        for key in list(registry.keys()):
+            callbacks = registry.get(key) or []
+            if id(key) in mine or any(id(arg) in mine for cb in callbacks
+                                      for arg in getattr(cb, "args", {}).values()):
+                registry.pop(key, None)
