@@ -132,8 +132,9 @@ class Controls(pn.viewable.Viewer):
         acc = "" if math.isnan(snap.test_accuracy) else t("ctl.status_acc", lang, acc=f"{snap.test_accuracy:.1%}")
         text = t("ctl.status", lang, step=f"{snap.step:,}", epoch=snap.epoch + 1, acc=acc)
         n = server_load.training()
-        if server_load.stretch(n) > 1:  # say why the plots move slower than usual
-            every = f"{PUBLISH_INTERVAL_S * server_load.stretch(n):.2g}"
+        stretch = server_load.stretch(n)
+        if stretch > 1:  # say why the plots move slower than usual
+            every = f"{PUBLISH_INTERVAL_S * stretch:.2g}"
             text += f"<br><span style='color:#555'>{t('ctl.status_busy', lang, n=n, every=every)}</span>"
         return f"<small>{text}</small>"
 

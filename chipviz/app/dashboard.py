@@ -142,8 +142,8 @@ class Dashboard(pn.viewable.Viewer):
             self.pe_array.caption = self._caption_text()
             if self._caption_state[0] == "op":
                 self.pe_array.labels = self._dim_labels(self._caption_state[2])
-        doc = pn.state.curdoc
-        if doc is not None and doc.session_context is not None:
+        doc = served_document()
+        if doc is not None:
             doc.title = self.page_title()
         self._write_url()
 
@@ -427,7 +427,7 @@ class Dashboard(pn.viewable.Viewer):
         self.session.close()
         self.plots.dispose()
         self.network.dispose()
-        release_links(self.sidebar_header(), self.controls, self.main_area())
+        release_links(self)
 
     # ----- layout -----
     def main_area(self):

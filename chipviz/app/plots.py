@@ -55,8 +55,9 @@ from ..data import TOYS
 from ..nn.on_chip import PHASES
 from ..nn.trainer import ENERGY_PARTS
 from . import palette as pal
-from .i18n import LANGUAGES, t
 from . import server_load
+from .document import served_document
+from .i18n import LANGUAGES, t
 from .session import TrainingSession
 from .sources import set_data, set_series
 
@@ -318,8 +319,7 @@ class _LiveView(pn.viewable.Viewer):
         self._labelled = None  # the language the static words are in
         self._queue_lock = threading.Lock()
         self._queued = False
-        doc = pn.state.curdoc
-        self._doc = doc if doc is not None and doc.session_context is not None else None
+        self._doc = served_document()
         self._constructing = True  # the first drawing happens here, before any browser is attached
         self._layout = self._build()
         self._watchers = [session.param.watch(self._safe_on_snapshot, "snapshot")]
@@ -1219,7 +1219,7 @@ class LivePlots(pn.viewable.Viewer):
         self._tabs.param.watch(self._on_tab, "active")
         self._on_tab()
         self.param.watch(self._on_lang, "lang")
-        if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+        if served_document() is not None:
             pn.state.on_session_destroyed(lambda ctx: self.dispose())
 
     def __panel__(self):

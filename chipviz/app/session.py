@@ -178,13 +178,11 @@ class TrainingSession(param.Parameterized):
         if self.diverged:
             return
         with self.lock:
-            if self._worker and self._worker.is_alive():
-                self.running = True
-                server_load.started(self)
-                return
-            self._stop.clear()
             self.running = True
             server_load.started(self)
+            if self._worker and self._worker.is_alive():
+                return
+            self._stop.clear()
             self._worker = threading.Thread(target=self._work, name="chipviz-trainer", daemon=True)
             self._worker.start()
 
