@@ -7,8 +7,8 @@ import param
 import pytest
 
 from chipviz.app.dashboard import Dashboard
-from chipviz.app.session import TrainingSession
-from chipviz.app.url import KEYS, parse_query, to_query
+from chipviz.session import TrainingSession
+from chipviz.settings import KEYS, parse_query, to_query
 
 
 @pytest.fixture

@@ -4,13 +4,13 @@ import re
 
 import pytest
 
-from chipviz.app import i18n
-from chipviz.app import lessons as L
+from chipviz import i18n
+from chipviz import lessons as L
 from chipviz.app.dashboard import Dashboard
-from chipviz.app.i18n import STRINGS, Msg, placeholders, t
+from chipviz.i18n import STRINGS, Msg, placeholders, t
 from chipviz.app.network_view import describe_pe, describe_placement
 from chipviz.app.pe_array import pe_texts, strip_status
-from chipviz.app.weight_map import GemmOp, WeightMap
+from chipviz.weight_map import GemmOp, WeightMap
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 

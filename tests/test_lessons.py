@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from chipviz.app import lessons as L
-from chipviz.app.session import TrainingSession
+from chipviz import lessons as L
+from chipviz.session import TrainingSession
 from chipviz.chip import ChipConfig, Mapping, analyze, gemm
 from chipviz.chip import trace as chip_trace
 from chipviz.nn.trainer import Diverged, Trainer, TrainSettings
@@ -260,7 +260,7 @@ def test_the_interface_has_every_label_in_both_languages():
 
 
 def test_lessons_module_imports_no_panel_or_bokeh():
-    code = "import sys, chipviz.app.lessons; print('panel' in sys.modules or 'bokeh' in sys.modules)"
+    code = "import sys, chipviz.lessons; print('panel' in sys.modules or 'bokeh' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "False"
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from chipviz.app import palette
-from chipviz.app.weight_map import GemmOp, WeightMap, pes_for_weight, weights_on_pe
+from chipviz.weight_map import GemmOp, WeightMap, pes_for_weight, weights_on_pe
 
 FWD = ("forward", "Y = X·W")
 BWD_DATA = ("backward_data", "dX = dY·Wᵀ")
@@ -182,7 +182,7 @@ def test_other_layers_and_bad_input():
 
 
 def test_weight_map_from_a_real_step():
-    from chipviz.app.session import TrainingSession
+    from chipviz.session import TrainingSession
 
     s = TrainingSession(dataset="xor", hidden_layers=1, width1=6, rows=4, cols=4, dataflow="ws")
     s.step(1)
@@ -204,7 +204,7 @@ def test_weight_map_from_a_real_step():
 
 pytest.importorskip("panel")
 from chipviz.app.network_view import NEGATIVE, POSITIVE, NetworkView, shown_units  # noqa: E402
-from chipviz.app.session import TrainingSession  # noqa: E402
+from chipviz.session import TrainingSession  # noqa: E402
 
 
 def make(dataset="xor", hidden=1, **kw):

@@ -20,7 +20,7 @@ from chipviz.app.plots import (  # noqa: E402
     UtilizationPlot,
     fmt,
 )
-from chipviz.app.session import TrainingSession  # noqa: E402
+from chipviz.session import TrainingSession  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,8 @@ import time
 import numpy as np
 import pytest
 
-from chipviz.app import server_load
-from chipviz.app.session import TrainingSession
+from chipviz import server_load
+from chipviz.session import TrainingSession
 
 
 @pytest.fixture(autouse=True)

@@ -10,10 +10,10 @@ import math
 import panel as pn
 import param
 
-from . import server_load
+from .. import server_load
 from .document import on_document, served_document
-from .i18n import LANGUAGES, STRINGS, t
-from .session import MAX_ANIMATED_SIDE, PUBLISH_INTERVAL_S, TrainingSession
+from ..i18n import LANGUAGES, STRINGS, t
+from ..session import MAX_ANIMATED_SIDE, PUBLISH_INTERVAL_S, TrainingSession
 
 # preset id -> settings (labels: i18n "preset.<id>")
 PRESETS = {

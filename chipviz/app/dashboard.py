@@ -22,14 +22,14 @@ from ..chip import trace as chip_trace
 from . import palette
 from .controls import Controls
 from .document import on_document, release_links, served_document
-from .i18n import LANGUAGES, STRINGS, Msg, diverged, relabel, t, url_notice
+from ..i18n import LANGUAGES, STRINGS, Msg, diverged, relabel, t, url_notice
 from .lesson_view import LessonView
-from .lessons import LESSON_KEYS, notice
+from ..lessons import LESSON_KEYS, notice
 from .network_view import NetworkView
 from .pe_array import PEArrayView, pe_texts
 from .plots import LivePlots
-from .session import MAX_ANIMATED_SIDE, TrainingSession
-from .url import KEYS, parse_query, to_query
+from ..session import MAX_ANIMATED_SIDE, TrainingSession
+from ..settings import KEYS, parse_query, to_query
 
 log = logging.getLogger(__name__)
 

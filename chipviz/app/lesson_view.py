@@ -16,7 +16,7 @@ from __future__ import annotations
 import panel as pn
 import param
 
-from . import lessons as L
+from .. import lessons as L
 
 PANEL_WIDTH = 430
 

@@ -3,7 +3,7 @@
 Layers are columns of unit circles, links are coloured by the weight's sign and drawn wider
 and more opaque the larger |w| is. The layer and phase the chip is running (`current_op`, an
 index into the last step's operations) are shaded in the forward or backward colour; clicking
-a link selects that weight and says where it sits on the PE array (chipviz.app.weight_map);
+a link selects that weight and says where it sits on the PE array (chipviz.weight_map);
 a PE selected elsewhere (`selected_pe`, e.g. by the PE array view) marks the weights that PE
 holds or uses in fold `fold`.
 
@@ -31,10 +31,10 @@ from bokeh.models import ColumnDataSource, HoverTool, Range1d, Scatter, Segment,
 from bokeh.plotting import figure
 
 from . import palette
-from .i18n import LANGUAGES, STRINGS, join, t
-from .session import TrainingSession
+from ..i18n import LANGUAGES, STRINGS, join, t
+from ..session import TrainingSession
 from .sources import set_data
-from .weight_map import WeightMap, WeightPlacement
+from ..weight_map import WeightMap, WeightPlacement
 
 POSITIVE = palette.SKY_BLUE  # weight > 0 (Playground's blue, from the Okabe–Ito set)
 NEGATIVE = palette.ORANGE  # weight < 0

@@ -36,7 +36,7 @@ from panel.custom import JSComponent
 
 from ..chip.trace import Trace
 from . import palette
-from .i18n import texts as _texts
+from ..i18n import texts as _texts
 
 MAGIC = b"CVPA"
 FORMAT_VERSION = 1

@@ -55,10 +55,10 @@ from ..data import TOYS
 from ..nn.on_chip import PHASES
 from ..nn.trainer import ENERGY_PARTS
 from . import palette as pal
-from . import server_load
+from .. import server_load
 from .document import served_document
-from .i18n import LANGUAGES, t
-from .session import TrainingSession
+from ..i18n import LANGUAGES, t
+from ..session import TrainingSession
 from .sources import set_data, set_series
 
 __all__ = ["LossPlot", "UtilizationPlot", "EnergyPlot", "RooflinePlot", "DescentPlot", "BoundaryPlot",

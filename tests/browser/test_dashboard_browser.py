@@ -107,7 +107,7 @@ def test_bad_url_opens_with_defaults_and_a_notice(browser, app_url, page_errors,
 
 def test_link_opens_the_dashboard_in_chinese(browser, app_url, page_errors, artifacts):
     """?lang=zh: the sidebar, the cards and the plot tabs in Chinese; the switch goes back to English."""
-    from chipviz.app.i18n import t
+    from chipviz.i18n import t
 
     page = browser.new_page(viewport={"width": 1600, "height": 1000})
     errors = page_errors(page)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from chipviz.app import lessons as L
-from chipviz.app.i18n import t
+from chipviz import lessons as L
+from chipviz.i18n import t
 
 APP = Path(__file__).resolve().parents[2] / "app.py"  # the real dashboard, with its lesson mode
 

@@ -21,7 +21,7 @@ A lesson is one file per language, ``lessons/<lang>/NN-slug.md``::
     Markdown text; numbers come from the simulator: {{cycles m=4 k=4 n=4 rows=4 cols=4}}
 
     ```toml                                  <- what the step sets (optional)
-    rows = 4                                 <- settings by URL key (chipviz.app.url.KEYS)
+    rows = 4                                 <- settings by URL key (chipviz.settings.KEYS)
     op = "L1.forward"                        <- view: GEMM shown, cycle, training, controls
     cycle = 3
     train_steps = 200
@@ -72,9 +72,9 @@ import numpy as np
 from ..chip import ChipConfig, Mapping, analyze, gemm
 from ..chip import trace as chip_trace
 from ..nn.trainer import Diverged, Trainer
-from . import i18n
-from .session import TrainingSession
-from .url import KEYS, convert
+from .. import i18n
+from ..session import TrainingSession
+from ..settings import KEYS, convert
 
 LANGUAGES = i18n.LANGUAGES
 LESSON_KEYS = ("lesson", "step", "lang", "hide", "lock")  # URL keys owned by the lesson mode
@@ -104,7 +104,7 @@ PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}")
 NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 # ----- the interface's own words, in both languages (used by LessonView too) -----
-# One table for the whole app (chipviz.app.i18n); the lesson mode's words are its "lesson." keys.
+# One table for the whole app (chipviz.i18n); the lesson mode's words are its "lesson." keys.
 UI = {lang: {key[len("lesson."):]: i18n.t(key, lang) for key in i18n.STRINGS if key.startswith("lesson.")}
       for lang in LANGUAGES}
 
@@ -1467,7 +1467,7 @@ def lesson_state_from_query(query: dict, root=None) -> tuple[dict, list[str]]:
 
     lesson is a lesson number, step 1-based, lang "en" or "zh", hide and lock lists of control
     (URL) keys. Missing keys are left out; a bad value is left out with a notice (in the
-    link's language when it has a valid one), as chipviz.app.url.parse_query does.
+    link's language when it has a valid one), as chipviz.settings.parse_query does.
     """
     values: dict[str, Any] = {}
     notices: list[str] = []
@@ -1529,7 +1529,7 @@ def lesson_query(lesson: int, step: int, lang: str, hide=(), lock=()) -> dict[st
 
 
 # ======================================================================================
-# A checker for teachers: python -m chipviz.app.lessons [FILE.md ...]
+# A checker for teachers: python -m chipviz.lessons [FILE.md ...]
 # ======================================================================================
 
 def check_lesson(lesson: Lesson) -> list[str]:

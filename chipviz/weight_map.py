@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..chip.mapping import Mapping
+from .chip.mapping import Mapping
 
 GEMM_PHASES = ("forward", "backward_data", "backward_weights")
 PHASE_SHORT = {"forward": "fwd", "backward_data": "bwd data", "backward_weights": "bwd weights",

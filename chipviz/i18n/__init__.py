@@ -119,7 +119,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "dash.what.loss": _e("the loss became {value}", "损失变成了 {value}"),
     "dash.what.weight": _e("a weight became NaN or infinite", "某个权重变成了 NaN 或无穷大"),
     "dash.what.gradient": _e("a gradient became NaN or infinite", "某个梯度变成了 NaN 或无穷大"),
-    # reasons a URL value was refused (chipviz.app.url.convert's words)
+    # reasons a URL value was refused (chipviz.settings.convert's words)
     "reason.one_of": _e("must be one of {allowed}", "只能是 {allowed} 之一"),
     "reason.bool": _e("must be true or false", "只能是 true 或 false"),
     "reason.whole": _e("must be a whole number from {low} to {high}", "必须是 {low} 到 {high} 之间的整数"),
@@ -235,7 +235,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "net.no_step_yet": _e("no step has run yet", "还没有运行任何训练步骤"),
     "net.pe_outside": _e("PE({row}, {col}) is outside the {rows}×{cols} array.",
                          "PE({row}, {col}) 在 {rows}×{cols} 阵列之外。"),
-    # where weights sit on the array (the words of chipviz.app.weight_map's describe())
+    # where weights sit on the array (the words of chipviz.weight_map's describe())
     "wm.phase.forward": _e("fwd", "前向"),
     "wm.phase.backward_data": _e("bwd data", "反向数据"),
     "wm.phase.backward_weights": _e("bwd weights", "反向权重"),
@@ -565,7 +565,7 @@ def relabel(text, lang: str):
     return text.relabel(lang) if isinstance(text, Msg) else text
 
 
-# ----- the reasons chipviz.app.url.convert gives, in the other language -----
+# ----- the reasons chipviz.settings.convert gives, in the other language -----
 _REASONS = (
     (re.compile(r"^must be one of (?P<allowed>.*)$"), "reason.one_of"),
     (re.compile(r"^must be true or false$"), "reason.bool"),
@@ -577,7 +577,7 @@ _REASONS = (
 
 
 def reason(text: str, lang: str = DEFAULT_LANGUAGE):
-    """A URL-value error (chipviz.app.url.convert's message) as a Msg; unknown wording stays as it is."""
+    """A URL-value error (chipviz.settings.convert's message) as a Msg; unknown wording stays as it is."""
     for pattern, key in _REASONS:
         match = pattern.match(str(text))
         if match:
@@ -613,7 +613,7 @@ _URL_NOTICES = ((re.compile(r"^Unknown setting “(?P<key>.*)” in the link was
 
 
 def url_notice(text: str, lang: str = DEFAULT_LANGUAGE):
-    """A notice of chipviz.app.url.parse_query as a Msg (so it can be shown in either language);
+    """A notice of chipviz.settings.parse_query as a Msg (so it can be shown in either language);
     unknown wording stays as it is."""
     for pattern, key in _URL_NOTICES:
         match = pattern.match(str(text))

@@ -14,14 +14,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import param
 
-from ..chip import DATAFLOWS, ChipConfig, gemm
-from ..chip.trace import Trace
-from ..data import TOYS
-from ..nn.activations import ACTIVATIONS
-from ..nn.landscape import LossPlane, loss_plane
-from ..nn.on_chip import ChipRunner, Operation
-from ..nn.optimizers import OPTIMIZERS, make_optimizer
-from ..nn.trainer import Diverged, StepReport, Trainer, TrainSettings
+from .chip import DATAFLOWS, ChipConfig, gemm
+from .chip.trace import Trace
+from .data import TOYS
+from .nn.activations import ACTIVATIONS
+from .nn.landscape import LossPlane, loss_plane
+from .nn.on_chip import ChipRunner, Operation
+from .nn.optimizers import OPTIMIZERS, make_optimizer
+from .nn.trainer import Diverged, StepReport, Trainer, TrainSettings
 from . import server_load
 
 APP_DATASETS = ("digits",) + TOYS
@@ -254,7 +254,7 @@ class TrainingSession(param.Parameterized):
 
     def predict(self, points: np.ndarray) -> np.ndarray:
         """Class probabilities for raw input points (decision boundaries), computed on the chip."""
-        from ..nn.losses import softmax
+        from .nn.losses import softmax
 
         with self.lock:
             runner = ChipRunner(self.trainer.chip)
