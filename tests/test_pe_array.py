@@ -1,19 +1,13 @@
-"""PEArrayView without a browser: payload packing, navigation, batch hand-over and bad inputs."""
+"""PEArrayView without a browser: what it sends, navigation, batch hand-over, browser code and bad inputs."""
 from __future__ import annotations
-
-import json
-import struct
 
 import numpy as np
 import pytest
 
 from chipviz.app import palette
-from chipviz.app.pe_array import (
-    MAGIC, PEArrayView, bytes_per_cycle, default_batch_cycles, pack_window, pe_operands, strip_status,
-    unpack_payload,
-)
+from chipviz.app.pe_array import CSS_PATH, ESM_PATH, PEArrayView, browser_palette, strip_status
 from chipviz.chip import ChipConfig, gemm
-from chipviz.chip.cycle import ROLES
+from chipviz.trace_payload import default_batch_cycles, pack_window, unpack_payload
 
 DATAFLOWS = ("ws", "is", "os")
 
@@ -26,139 +20,34 @@ def run(dataflow, rows=4, cols=4, m=6, k=9, n=7, window=(0, 10**9), seed=0):
     return a, b, res.trace, res.stats.cycles
 
 
-def pack_all(tr):
-    return pack_window(tr, tr.start, tr.start + tr.n_cycles, total_cycles=tr.start + tr.n_cycles)
-
-
 @pytest.fixture(params=DATAFLOWS)
 def traced(request):
     return run(request.param)
 
 
-# ---- payload ---------------------------------------------------------------------------
+# ---- what the view sends ------------------------------------------------------------------
+# (the payload format itself is tested headless in test_trace_payload.py)
 
-def test_payload_layout_is_magic_header_then_aligned_planes(traced):
-    _, _, tr, _ = traced
-    view = PEArrayView()
-    view.load_trace(tr)
-    raw = view.frames
-    assert raw[:4] == MAGIC
-    (hlen,) = struct.unpack_from("<I", raw, 4)
-    assert (8 + hlen) % 8 == 0
-    header = json.loads(raw[8:8 + hlen])
-    data_len = 0
-    for spec in header["planes"].values():
-        if "alias" in spec:
-            continue
-        assert spec["offset"] % 8 == 0
-        nbytes = int(np.prod(spec["shape"])) * int(spec["dtype"][1])
-        data_len = max(data_len, spec["offset"] + -(-nbytes // 8) * 8)
-    assert len(raw) == 8 + hlen + data_len
-    # one plane read by hand, without unpack_payload: the state bytes of cycle 0
-    st = header["planes"]["state"]
-    first = np.frombuffer(raw, np.uint8, tr.state[0].size, 8 + hlen + st["offset"])
-    assert np.array_equal(first.reshape(tr.state[0].shape), tr.state[0])
-
-
-@pytest.mark.parametrize("dataflow", DATAFLOWS)
 @pytest.mark.parametrize("window", [None, (3, 17), (20, 21)])
-def test_payload_decodes_to_the_trace_window(dataflow, window):
-    _, _, tr, total = run(dataflow)
-    view = PEArrayView()
+def test_load_trace_sends_the_window_with_whole_trace_scales(traced, window):
+    _, _, tr, total = traced
+    view = PEArrayView(auto_advance=False)  # a 1-cycle window ends at once: no hand-over here
     start, stop = window if window else (None, None)
     view.load_trace(tr, start, stop)
     start = tr.start if start is None else start
     stop = view.start_cycle + view.n_cycles
-    header, arr = unpack_payload(view.frames)
-    a, b = start - tr.start, stop - tr.start
-    assert (header["rows"], header["cols"], header["dataflow"]) == (4, 4, dataflow)
+    assert view.frames == pack_window(tr, start, stop, total_cycles=total, psum_scale=float(np.abs(tr.psum).max()),
+                                      stationary_scale=float(np.abs(tr.stationary).max()))
+    header, _ = unpack_payload(view.frames)
     assert (header["start"], header["n"], header["total_cycles"]) == (start, stop - start, total)
-    assert header["n_folds"] == len(tr.tiles) and header["tiles"] == tr.tiles.tolist()
-    assert header["roles"] == ROLES[dataflow]
-    assert header["psum_scale"] == pytest.approx(float(np.abs(tr.psum).max()))
-    assert header["stationary_scale"] == pytest.approx(float(np.abs(tr.stationary).max()))
-    for name in ("state", "psum", "stationary", "from_left", "from_top", "bottom_out"):
-        assert arr[name].shape == getattr(tr, name)[a:b].shape, name
-        assert np.array_equal(arr[name], getattr(tr, name)[a:b]), name
-    hist = header["hist"]
-    assert hist == 3
-    for name in ("fold", "left_in", "top_in"):
-        got, want = arr[name], getattr(tr, name)
-        assert got.shape[0] == stop - start + hist
-        assert np.array_equal(got[hist:], want[a:b]), name
-        for back in range(1, hist + 1):  # cycles before the window: from the trace, or -1 before it
-            row = got[hist - back]
-            expect = want[a - back] if a - back >= 0 else np.full_like(want[0], -1)
-            assert np.array_equal(row, expect), (name, back)
+    assert header["follow"] is False
 
 
-def test_register_planes_are_deduplicated_and_aliased():
-    _, _, tr, _ = run("ws", m=30)
-    header, _ = unpack_payload(pack_all(tr))
-    planes = header["planes"]
-    n = header["n"]
-    assert planes["stationary.frames"]["shape"][0] < n // 4  # weights sit still while A streams
-    assert planes["from_top.frames"]["shape"][0] == 1  # ws never moves anything down but preload
-    _, _, tr_os, _ = run("os")
-    header, arr = unpack_payload(pack_all(tr_os))
-    assert header["planes"]["stationary"] == {"alias": "psum"}  # os keeps C in place: same register
-    assert np.array_equal(arr["stationary"], tr_os.stationary)
-
-
-def test_pack_refuses_an_oversized_batch():
-    _, _, tr, total = run("ws")
-    with pytest.raises(ValueError, match=r"MiB.*shorter window"):
-        pack_window(tr, 0, tr.n_cycles, total_cycles=total, max_bytes=1000)
-
-
-def test_unpack_rejects_foreign_bytes():
-    with pytest.raises(ValueError, match="CVPA"):
-        unpack_payload(b"not a payload")
-
-
-def test_batch_size_follows_the_byte_budget():
-    assert bytes_per_cycle(32, 32, "os") > bytes_per_cycle(32, 32, "ws") > bytes_per_cycle(16, 16, "ws")
-    assert default_batch_cycles(8, 8, "ws") == 600  # capped
-    assert default_batch_cycles(64, 64, "ws") < default_batch_cycles(32, 32, "ws") < 600
-    assert default_batch_cycles(256, 256, "os") == 16  # floor
+def test_default_window_follows_batch_bytes():
     _, _, tr, _ = run("ws", rows=4, cols=4, m=40)
     view = PEArrayView(batch_bytes=4096)
     view.load_trace(tr)
     assert view.n_cycles == default_batch_cycles(4, 4, "ws", 4096) < tr.n_cycles
-
-
-# ---- what the tooltip says --------------------------------------------------------------
-
-@pytest.mark.parametrize("dataflow", DATAFLOWS)
-def test_pe_operands_name_the_elements_in_each_mac(dataflow):
-    a, b, tr, _ = run(dataflow, m=7, k=9, n=6, seed=3)
-    macs = np.argwhere(tr.state == 1)
-    assert len(macs) == 7 * 9 * 6  # every product exactly once
-    seen = set()
-    for c, i, j in macs:
-        ix = pe_operands(tr, int(c) + tr.start, int(i), int(j))
-        m, k, n = ix["m"], ix["k"], ix["n"]
-        r0 = int(tr.tiles[tr.fold[c]][0])
-        if dataflow == "ws":
-            assert (tr.stationary[c, i, j], tr.from_left[c, i, j]) == (b[k, n], a[m, k])
-            assert tr.psum[c, i, j] == a[m, r0:k + 1] @ b[r0:k + 1, n]  # partial sum down the column
-        elif dataflow == "is":
-            assert (tr.stationary[c, i, j], tr.from_left[c, i, j]) == (a[m, k], b[k, n])
-            assert tr.psum[c, i, j] == a[m, r0:k + 1] @ b[r0:k + 1, n]
-        else:
-            assert ix["k_top"] == k
-            assert (tr.from_left[c, i, j], tr.from_top[c, i, j]) == (a[m, k], b[k, n])
-            assert tr.psum[c, i, j] == a[m, :k + 1] @ b[:k + 1, n]  # accumulated in place
-        seen.add((m, k, n))
-    assert len(seen) == 7 * 9 * 6
-
-
-def test_pe_operands_before_a_windowed_trace_is_unknown():
-    _, _, tr, _ = run("ws", window=(8, 30))
-    assert tr.start == 8
-    assert pe_operands(tr, 8, 0, 2)["m"] is None  # the element entered at cycle 6, not recorded
-    with pytest.raises(ValueError, match="outside the trace"):
-        pe_operands(tr, 7, 0, 0)
 
 
 # ---- loading and navigation ---------------------------------------------------------------
@@ -276,6 +165,30 @@ def test_bokeh_model_builds_without_a_server():
     model = view.get_root()
     assert model.data.frames == view.frames and model.data.rows == 4
     assert "requestAnimationFrame" in model.esm
+
+
+def test_browser_code_comes_from_the_package_files():
+    assert PEArrayView._esm == ESM_PATH and ESM_PATH.name == "pe_array.js" and ESM_PATH.is_file()
+    assert CSS_PATH.name == "pe_array.css" and ".cv-canvas" in CSS_PATH.read_text(encoding="utf-8")
+    # the stylesheet as text, not the path: a template would add the path to the page as a <link> (404)
+    assert PEArrayView._stylesheets == [CSS_PATH.read_text(encoding="utf-8")]
+    model = PEArrayView().get_root()
+    assert model.esm == ESM_PATH.read_text(encoding="utf-8")  # as written: nothing is filled into the source
+    assert "export function render" in model.esm and "__PALETTE__" not in model.esm
+    assert CSS_PATH.read_text(encoding="utf-8") in model.stylesheets
+
+
+def test_palette_reaches_the_browser_as_data():
+    view = PEArrayView()
+    model = view.get_root()
+    assert model.data.palette == view.palette == browser_palette()
+    pal = view.palette
+    assert pal["states"] == list(palette.STATE_COLORS) and pal["moving"] == palette.MOVING
+    assert pal["state_keys"] == list(palette.STATE_LABELS) == ["idle", "MAC", "preload", "stall"]
+    assert set(pal["dims"]) == set("MKN")
+    assert "model.palette" in model.esm
+    with pytest.raises(TypeError, match="[Cc]onstant"):
+        view.palette = {}
 
 
 def test_palette_is_okabe_ito_with_named_states():

@@ -137,3 +137,39 @@ def test_other_dataflows_and_sizes_render(browser, serve, tmp_path, artifacts, p
     assert tip_text in page.locator(".cv-tip").text_content()
     page.screenshot(path=artifacts / f"pe_array_{dataflow}{size}_hover.png")
     assert errors == []
+
+
+def test_served_view_applies_its_css_file_and_draws_with_the_palette(browser, serve, tmp_path, artifacts,
+                                                                     page_errors):
+    """The rules of pe_array.css apply; the colours come from the palette parameter, not from the JS source."""
+    from chipviz.app.pe_array import browser_palette
+
+    page, errors = open_app(browser, serve, write_app(tmp_path), page_errors)
+    # rules of the file are applied inside the component's shadow root
+    assert page.locator(".cv-caption").evaluate("e => getComputedStyle(e).fontWeight") == "600"
+    assert page.locator(".cv-legend span.sw").first.evaluate("e => getComputedStyle(e).width") == "13px"
+
+    def rgb(hex_color):
+        return tuple(int(hex_color[k:k + 2], 16) for k in (1, 3, 5))
+
+    pal = browser_palette()
+    swatches = page.locator(".cv-legend span.sw").evaluate_all(
+        "els => els.slice(0, 4).map(e => getComputedStyle(e).backgroundColor)")
+    assert swatches == [f"rgb({r}, {g}, {b})" for r, g, b in map(rgb, pal["states"])]
+    assert "MAC" in page.locator(".cv-legend").text_content()  # state names through palette.state_keys
+
+    page.locator("input[type=range]").fill("60")
+    page.locator("button.cv-play").click()
+    page.wait_for_function("window.__chipviz_cycle >= 30", timeout=15_000)
+    page.locator("button.cv-play").click()
+    time.sleep(0.3)
+    colours = page.locator("canvas.cv-canvas").evaluate("""c => {
+        const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data, seen = new Set();
+        for (let q = 0; q < d.length; q += 4) seen.add(`${d[q]},${d[q + 1]},${d[q + 2]}`);
+        return [...seen];
+    }""")
+    drawn = {tuple(int(v) for v in c.split(",")) for c in colours}
+    assert rgb(pal["states"][1]) in drawn, "no PE drawn in the MAC colour"
+    assert rgb(pal["states"][0]) in drawn or rgb(pal["states"][2]) in drawn
+    page.screenshot(path=artifacts / "pe_array_ws16_5_palette.png")
+    assert errors == []
