@@ -198,8 +198,8 @@ def main(argv=None) -> int:
     print("|---|---|---|---|")
     for row in rows:
         print("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |")
-    print(f"\n\\* SCALE-Sim's times (about 3–5 s for os and ws, 4–6 s for is, pure Python) are the reference "
-          f"figures quoted in REFERENCE.md §1, not measured here; the speed-up divides them by our median.")
+    print("\n\\* SCALE-Sim's times (about 3–5 s for os and ws, 4–6 s for is, pure Python) are the reference "
+          "figures quoted in REFERENCE.md §1, not measured here; the speed-up divides them by our median.")
     print(f"Total benchmark time {time.perf_counter() - t0:.1f} s.")
     return 0
 

@@ -4,8 +4,8 @@
 
 Prints a Markdown table: samples per second of a 64-32-10 MLP on the digits with Adam,
 batch 32, on an 8×8 ws chip (analytic engine), the same step in plain numpy (no chip, no
-bookkeeping), their ratio, the same for 784-64-64-10 on generated 784-d data, and one full
-training step with the cycle-accurate engine.
+bookkeeping), their ratio, the same on an int8 chip, the same for 784-64-64-10 on generated
+784-d data, and one full training step with the cycle-accurate engine.
 """
 from __future__ import annotations
 
@@ -102,6 +102,8 @@ def main():
     big_rate = rate(big.step, n // 2, 32)
     big_numpy = numpy_step_factory(big.data.x_train, big.data.y_train, (784, 64, 64, 10), 0.001, 32, 0)
     big_numpy_rate = rate(big_numpy, n // 2, 32)
+    int8 = Trainer(settings, chip.with_(precision="int8"))  # forward GEMMs quantised, backward fp32
+    int8_rate = rate(int8.step, n, 32)
     cycle = Trainer(TrainSettings(**{**settings.to_dict(), "engine": "cycle"}), chip)
     cycle.step()
     times = []
@@ -113,6 +115,7 @@ def main():
     print(f"| samples/s, chip (analytic engine), 64-32-10, batch 32, 8×8 ws | {chip_rate:,.0f} |")
     print(f"| samples/s, plain numpy, same MLP step | {numpy_rate:,.0f} |")
     print(f"| ratio numpy / chip (goal ≤ 1.5) | {numpy_rate / chip_rate:.2f} |")
+    print(f"| samples/s, int8 chip (analytic engine), same MLP | {int8_rate:,.0f} |")
     print(f"| samples/s, chip (analytic engine), 784-64-64-10, batch 32 | {big_rate:,.0f} |")
     print(f"| samples/s, plain numpy, 784-64-64-10 | {big_numpy_rate:,.0f} |")
     print(f"| ratio numpy / chip, 784-64-64-10 | {big_numpy_rate / big_rate:.2f} |")

@@ -33,7 +33,7 @@ import numpy as np
 from .chip import DATAFLOWS, ENGINES, PRECISIONS, ChipConfig, GemmStats, Mapping, TraceTooLarge, analyze, gemm
 from .chip import parse_array
 from .chip import trace as tr
-from .chip.config import DATAFLOW_NAMES
+from .chip.dataflow_table import DATAFLOW_TABLE
 from .chip.topology import read_topology
 
 PROG = "chipviz"
@@ -154,12 +154,13 @@ def _array(text: str) -> tuple[int, int]:
 def _add_chip_options(parser: argparse.ArgumentParser) -> None:
     """The options that describe a chip (ChipConfig), for any subcommand that runs one."""
     chip = parser.add_argument_group("chip")
-    chip.add_argument("--array", type=_array, default=(_DEFAULTS["rows"], _DEFAULTS["cols"]), metavar="ROWSxCOLS",
+    # every chip option defaults to None so that `train --load` can tell which were given
+    chip.add_argument("--array", type=_array, default=None, metavar="ROWSxCOLS",
                       help=f"PE array size, each side 1..256 (default {_DEFAULTS['rows']}x{_DEFAULTS['cols']})")
-    chip.add_argument("--dataflow", choices=DATAFLOWS, default=_DEFAULTS["dataflow"],
-                      help="; ".join(f"{k}: {v}" for k, v in DATAFLOW_NAMES.items())
-                      + f" (default {_DEFAULTS['dataflow']})")
-    chip.add_argument("--precision", choices=PRECISIONS, default=_DEFAULTS["precision"],
+    chip.add_argument("--dataflow", choices=DATAFLOWS, default=None,
+                      help="; ".join(f"{k}: {f.name} ({f.stationary} stays in the PEs)"
+                                     for k, f in DATAFLOW_TABLE.items()) + f" (default {_DEFAULTS['dataflow']})")
+    chip.add_argument("--precision", choices=PRECISIONS, default=None,
                       help="number format: fp32, or int8 operands with int32 accumulators "
                            f"(default {_DEFAULTS['precision']})")
     for field, option in _CHIP_OPTIONS.items():
@@ -171,7 +172,7 @@ def _add_chip_options(parser: argparse.ArgumentParser) -> None:
 
 def _chip_config(args: argparse.Namespace) -> ChipConfig:
     """A validated ChipConfig from the chip options; its ValueError names the option."""
-    rows, cols = args.array
+    rows, cols = args.array or (_DEFAULTS["rows"], _DEFAULTS["cols"])
     given = {f: getattr(args, f) for f in _CHIP_OPTIONS if getattr(args, f, None) is not None}
     try:
         return ChipConfig(rows=rows, cols=cols, **given)
@@ -508,10 +509,13 @@ def _si(value: float, unit: str) -> str:
 def _gemm_report(s: GemmStats, mapping: Mapping, config: ChipConfig, check: dict | None, trace: dict | None) -> str:
     pes = config.pes
     e = s.energy_pj
+    flow = config.flow
     lines = [
         f"GEMM C = A·B with A {s.m}×{s.k}, B {s.k}×{s.n}, C {s.m}×{s.n}: {s.macs:,} MACs",
-        f"chip        {config.rows}×{config.cols} PEs, {DATAFLOW_NAMES[config.dataflow]} ({config.dataflow}), "
+        f"chip        {config.rows}×{config.cols} PEs, {flow.name} ({config.dataflow}), "
         f"{config.precision}, {config.clock_mhz:g} MHz",
+        f"dataflow    {flow.rows} on the rows, {flow.cols} on the columns, {flow.streamed} streamed in time; "
+        f"{flow.stationary} stays in the PEs; {flow.cycles_per_fold_formula} cycles per fold",
         f"memory      SRAM ifmap {config.ifmap_sram_kib:g} KiB, filter {config.filter_sram_kib:g} KiB, "
         f"ofmap {config.ofmap_sram_kib:g} KiB; DRAM {config.dram_bytes_per_cycle:g} bytes/cycle",
     ]
@@ -559,7 +563,13 @@ def _gemm_report(s: GemmStats, mapping: Mapping, config: ChipConfig, check: dict
 # --------------------------------------------------------------------------- train
 
 _TRAIN_DEFAULTS = {"dataset": "digits", "activation": "relu", "optimizer": "adam", "lr": 0.01, "batch_size": 32,
-                   "seed": 0, "noise": 0.0, "samples": 400, "loss": "cross_entropy"}
+                   "seed": 0, "noise": 0.0, "samples": 400, "loss": "cross_entropy", "engine": "analytic"}
+# TrainSettings field -> the option that sets it, so its error messages name the option.
+_TRAIN_OPTIONS = {
+    "dataset": "--dataset", "hidden": "--layers", "activation": "--activation", "loss": "--loss",
+    "optimizer": "--optimizer", "lr": "--lr", "batch_size": "--batch-size", "seed": "--seed", "engine": "--engine",
+    "noise": "--noise", "n_samples": "--samples", "mnist_dir": "--mnist-dir",
+}
 
 
 def _add_train(subparsers) -> None:
@@ -586,7 +596,7 @@ def _add_train(subparsers) -> None:
     net.add_argument("--noise", type=_number, help="noise of the 2-D toy sets (default 0)")
     net.add_argument("--samples", type=_integer, help="points in a 2-D toy set (default 400)")
     net.add_argument("--mnist-dir", help="folder with MNIST's four IDX files (for --dataset mnist)")
-    net.add_argument("--engine", choices=ENGINES, default="analytic",
+    net.add_argument("--engine", choices=ENGINES,
                      help="analytic (fast, default) or cycle (every value moved register by register)")
     _add_chip_options(p)
     out = p.add_argument_group("output")
@@ -598,31 +608,35 @@ def _add_train(subparsers) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from .nn.runfile import load_run, save_run
-    from .nn.trainer import Diverged, Trainer, TrainSettings
+    from .nn.runfile import CustomDataNeeded, load_run, save_run
+    from .nn.trainer import Diverged, Trainer
 
     if args.save:
         _check_writable(args.save, "--save")
-    given = {k: getattr(args, k) for k in (*_TRAIN_DEFAULTS, "layers") if getattr(args, k) is not None}
-    if args.load:
-        if given:
-            raise UsageError(f"--load continues a saved run with its own settings; drop --{next(iter(given))}")
-        trainer = load_run(args.load, mnist_dir=args.mnist_dir)
-    else:
-        values = {**_TRAIN_DEFAULTS, **given}
-        chip = _chip_config(args)
-        settings = TrainSettings(
-            dataset=values["dataset"], activation=values["activation"], loss=values["loss"],
-            optimizer=values["optimizer"], lr=values["lr"], batch_size=values["batch_size"], seed=values["seed"],
-            precision=chip.precision, engine=args.engine, noise=values["noise"], n_samples=values["samples"],
-            mnist_dir=args.mnist_dir, hidden=_hidden_from_layers(values.get("layers"), values["dataset"], args))
-        trainer = Trainer(settings, chip.with_(precision="fp32"))
-        _check_layers(values.get("layers"), trainer)
-    if trainer.diverged:
-        raise UsageError(f"the saved run had diverged ({trainer.diverged}); start a new one")
     epochs = args.epochs
     if not 1 <= epochs <= 100_000:
         raise UsageError(f"argument --epochs: must be a whole number from 1 to 100000, got {epochs}")
+    given = {k: getattr(args, k) for k in (*_TRAIN_DEFAULTS, "layers") if getattr(args, k) is not None}
+    if args.load:
+        chip_given = [o for o, f in (("--array", "array"), *((o, f) for f, o in _CHIP_OPTIONS.items()))
+                      if getattr(args, f) is not None]
+        if given or chip_given:
+            option = f"--{next(iter(given)).replace('_', '-')}" if given else chip_given[0]
+            raise UsageError(f"--load continues a saved run with its own settings and chip; drop {option}")
+        try:
+            trainer = load_run(args.load, mnist_dir=args.mnist_dir)
+        except CustomDataNeeded as exc:
+            raise UsageError(f"{exc.path}: this run was trained on custom data ({exc.trained_on}), which the "
+                             f"command line cannot supply; continue it in Python with "
+                             f"chipviz.nn.runfile.load_run(path, data=...)") from None
+    else:
+        values = {**_TRAIN_DEFAULTS, **given}
+        chip = _chip_config(args)  # its precision (--precision) is the run's number format
+        settings = _train_settings(values, args)
+        trainer = Trainer(settings, chip)
+        _check_layers(values.get("layers"), trainer)
+    if trainer.diverged:
+        raise UsageError(f"the saved run had diverged ({trainer.diverged}); start a new one")
 
     def progress(epoch, loss, acc):
         if not args.quiet:
@@ -643,7 +657,35 @@ def _run_train(args: argparse.Namespace) -> int:
     return status
 
 
-def _hidden_from_layers(text: str | None, dataset: str, args) -> tuple[int, ...]:
+def _train_settings(values: dict, args: argparse.Namespace):
+    """Validated TrainSettings from the options; its ValueError names the option, as typed."""
+    from .nn.trainer import TrainSettings
+
+    if values["dataset"] == "mnist" and args.mnist_dir is None:
+        raise UsageError("--dataset mnist needs --mnist-dir DIR, the folder holding MNIST's four IDX files "
+                         "(ChipViz never downloads them)")
+    if args.mnist_dir is not None and not os.path.isdir(args.mnist_dir):
+        raise UsageError(f"argument --mnist-dir: {args.mnist_dir!r} is not a folder")
+    hidden = _hidden_from_layers(values.get("layers"))
+    try:
+        return TrainSettings(
+            dataset=values["dataset"], activation=values["activation"], loss=values["loss"],
+            optimizer=values["optimizer"], lr=values["lr"], batch_size=values["batch_size"], seed=values["seed"],
+            engine=values["engine"], noise=values["noise"], n_samples=values["samples"], mnist_dir=args.mnist_dir,
+            hidden=hidden)
+    except ValueError as exc:
+        message = str(exc)
+        for field, option in _TRAIN_OPTIONS.items():
+            if message.startswith(field + " "):
+                message = f"argument {option}:{message[len(field):]}"
+                break
+        raise UsageError(message) from None
+
+
+def _hidden_from_layers(text: str | None) -> tuple[int, ...]:
+    """The hidden widths of --layers (the input and output widths are checked against the data later)."""
+    from .nn.network import MAX_HIDDEN_LAYERS, MAX_WIDTH
+
     if text is None:
         return (32,)
     try:
@@ -652,7 +694,15 @@ def _hidden_from_layers(text: str | None, dataset: str, args) -> tuple[int, ...]
         raise UsageError(f"argument --layers: must be whole numbers separated by commas, e.g. 64,32,10, got {text!r}")
     if len(widths) < 2:
         raise UsageError(f"argument --layers: give at least the input and output widths, got {text!r}")
-    return widths[1:-1]
+    hidden = widths[1:-1]
+    if len(hidden) > MAX_HIDDEN_LAYERS:
+        raise UsageError(f"argument --layers: at most {MAX_HIDDEN_LAYERS} hidden layers between the input and the "
+                         f"output, got {len(hidden)} in {text!r}")
+    for width in hidden:
+        if not 1 <= width <= MAX_WIDTH:
+            raise UsageError(f"argument --layers: each hidden width must be a whole number from 1 to {MAX_WIDTH}, "
+                             f"got {width} in {text!r}")
+    return hidden
 
 
 def _check_layers(text: str | None, trainer) -> None:
@@ -683,7 +733,7 @@ def _train_summary(trainer, test_loss: float, test_acc: float) -> dict:
                            "utilization": t["macs"] / (t["cycles"] * trainer.chip.pes) if t["cycles"] else 0.0}
                    for phase, t in totals.items()},
         "layers": list(trainer.net.sizes), "settings": trainer.settings.to_dict(),
-        "chip": _config_dict(trainer.chip), "diverged": trainer.diverged,
+        "chip": _config_dict(trainer.chip), "diverged": str(trainer.diverged) if trainer.diverged else None,
     }
 
 
@@ -691,7 +741,7 @@ def _train_report(s: dict) -> str:
     chip = s["chip"]
     lines = [
         f"{s['settings']['dataset']}: MLP {'-'.join(map(str, s['layers']))}, {s['settings']['optimizer']} "
-        f"lr {s['settings']['lr']:g}, batch {s['settings']['batch_size']}, {s['settings']['precision']}, "
+        f"lr {s['settings']['lr']:g}, batch {s['settings']['batch_size']}, {chip['precision']}, "
         f"on a {chip['rows']}×{chip['cols']} {chip['dataflow']} array at {chip['clock_mhz']:g} MHz",
         f"test accuracy {s['test_accuracy']:.1%}   test loss {s['test_loss']:.4f}   "
         f"train loss {s['train_loss']:.4f}   steps {s['steps']:,}",

@@ -283,15 +283,14 @@ def test_gemm_does_not_modify_its_inputs():
     np.testing.assert_array_equal(b, b0)
 
 
-# --- bugs found (these fail until the simulator is fixed) ---------------------------------------
+# --- regressions: bugs found earlier, each pinned by the test that first showed it ----------------
 
 
 def test_energy_table_rejects_bool():
-    """BUG: EnergyTable accepts True/False as an energy (bool is an int), while ChipConfig
-    rejects booleans for every numeric field.
+    """EnergyTable refuses True/False as an energy (bool is an int), as ChipConfig refuses
+    booleans for every numeric field (it once accepted them: a MAC then cost 1 pJ).
 
     Input: EnergyTable(mac_fp32_pj=True). Expected: ValueError naming energy.mac_fp32_pj.
-    Got: accepted, a MAC then costs 1 pJ.
     """
     with pytest.raises(ValueError, match="mac_fp32_pj"):
         EnergyTable(mac_fp32_pj=True)
@@ -299,24 +298,22 @@ def test_energy_table_rejects_bool():
 
 @pytest.mark.parametrize("value", [np.float32(0.3), np.float64(0.3), np.int64(1)], ids=repr)
 def test_energy_table_accepts_numpy_scalars(value):
-    """BUG: EnergyTable rejects numpy scalars that are not Python float/int subclasses.
+    """EnergyTable accepts numpy scalars, as ChipConfig does for its numeric fields (it once
+    refused those that are not Python float/int subclasses).
 
-    Input: EnergyTable(mac_int8_pj=np.float32(0.3)) (also np.int64(1)). Expected: accepted, as
-    ChipConfig accepts numpy numbers for its numeric fields. Got: ValueError 'energy.mac_int8_pj
-    must be a finite number >= 0 (pJ), got np.float32(0.3)' (isinstance(value, (int, float))).
+    Input: EnergyTable(mac_int8_pj=np.float32(0.3)) (also np.int64(1)). Expected: accepted.
     """
     assert EnergyTable(mac_int8_pj=value).mac_int8_pj == value
 
 
 @pytest.mark.parametrize("bad", [True, 2.0], ids=repr)
 def test_analyze_validation_does_not_depend_on_the_cache(bad):
-    """BUG: analyze() is memoised with functools.lru_cache, which looks up (m, k, n, config)
-    before Mapping.of validates them; True == 1 and 2.0 == 2 hash alike, so a bad dimension is
-    accepted whenever the equal int was analysed before.
+    """analyze() validates its dimensions before its memo (functools.lru_cache) sees them: True
+    == 1 and 2.0 == 2 hash alike, so a bad dimension was once accepted whenever the equal int had
+    been analysed before.
 
     Input: analyze(1, 1, 1, cfg) then analyze(True, 1, 1, cfg) (likewise 2 then 2.0). Expected:
-    ValueError "GEMM dimension M must be a whole number >= 1, got True" (as on a cold cache).
-    Got: the cached GemmStats of the int call.
+    ValueError "GEMM dimension M must be a whole number >= 1, got True", as on a cold cache.
     """
     cfg = ChipConfig(3, 5, "os", clock_mhz=123.0)
     with pytest.raises(ValueError, match="GEMM dimension M"):  # cold cache: refused

@@ -245,12 +245,8 @@ small_sides = st.integers(1, 5)
 
 @st.composite
 def traced_chips(draw, memory=memories):
-    """Small arrays. ws/is arrays are square here: a traced ws/is run on a non-square array
-    crashes (bug pinned in test_trace_of_non_square_ws_is_array below); widen once fixed."""
-    cfg = draw(chips(memory=memory, side=small_sides))
-    if cfg.dataflow != "os":
-        cfg = cfg.with_(cols=cfg.rows)
-    return cfg
+    """Small arrays, square or not, for every dataflow."""
+    return draw(chips(memory=memory, side=small_sides))
 
 
 def run_traced(m, k, n, cfg, seed, window=None):
@@ -385,16 +381,15 @@ def test_trace_load_garbage_gives_value_error(tmp_path, content):
         Trace.load(tmp_path / "missing.npz")
 
 
-# --- bugs found (these fail until the simulator is fixed) ---------------------------------------
+# --- regressions: bugs found earlier, each pinned by the test that first showed it ----------------
 
 
 def test_trace_too_large_message_states_a_tiny_budget_correctly():
-    """BUG: for a budget under 1 MiB the message says 'over the 0 MiB budget'.
+    """A budget under 1 MiB is stated in a unit that shows it (it once read 'over the 0 MiB budget').
 
     Input: ChipConfig(2, 2, "ws"), A 3×2, B 2×2, trace_window=(0, 7), trace_budget=500 (bytes; the
     7 cycles need 7 · 96 = 672). Expected: the message states the budget (500 bytes, about
-    0.0005 MiB). Got: '... needs 0.0 MiB,
-    over the 0 MiB budget ...' (the budget is formatted with :.0f in MiB).
+    0.0005 MiB).
     """
     import re
 
@@ -411,13 +406,13 @@ def test_trace_too_large_message_states_a_tiny_budget_correctly():
 
 
 def test_trace_window_starting_on_a_stall_cycle_matches_full_trace():
-    """BUG: a window that begins on a stall cycle records zeros in `stationary` and `psum`.
+    """A window that begins on a stall cycle records the registers the stall keeps (it once
+    recorded zeros in `stationary` and `psum`).
 
     Input: ChipConfig(2, 2, "ws", dram_bytes_per_cycle=1.0), A = [[1,2],[3,4],[5,6]],
     B = [[1,2],[3,4]]. One fold of 7 cycles moves 64 DRAM bytes at 1 B/cycle: 57 stall cycles
-    (7..63). trace.record_stall copies the previous cycle's registers only when that cycle is
-    inside the window (k > 0). Expected: gemm(..., trace_window=(10, 20)).trace.stationary[0] ==
-    full trace's stationary[10] == B. Got: all zeros (same for psum).
+    (7..63). Expected: gemm(..., trace_window=(10, 20)).trace.stationary[0] == full trace's
+    stationary[10] == B, and every field of the window equals the full trace's cycles 10..19.
     """
     cfg = ChipConfig(2, 2, "ws", dram_bytes_per_cycle=1.0)
     a = np.array([[1, 2], [3, 4], [5, 6]], np.float32)
@@ -431,12 +426,10 @@ def test_trace_window_starting_on_a_stall_cycle_matches_full_trace():
 
 
 def test_trace_save_load_round_trip_without_npz_suffix(tmp_path):
-    """BUG: Trace.save(path) on a path not ending in .npz writes path + '.npz' (numpy.savez adds
-    the suffix), so Trace.load(path) then fails.
+    """Trace.save(path) writes exactly `path`, also without an .npz suffix (numpy.savez would add
+    one), so Trace.load(path) reads it back.
 
     Input: a trace saved to tmp_path / "run.trace". Expected: Trace.load(same path) returns it.
-    Got: ValueError "not a ChipViz trace file ([Errno 2] No such file or directory ...)" and
-    the file sits at run.trace.npz.
     """
     _, _, res = run_traced(3, 2, 2, ChipConfig(2, 2, "ws"), 0)
     path = tmp_path / "run.trace"
@@ -451,12 +444,11 @@ def test_trace_save_load_round_trip_without_npz_suffix(tmp_path):
     ids=["empty-file", "truncated-zip", "plain-npy-array"],
 )
 def test_trace_load_other_garbage_gives_value_error(tmp_path, content):
-    """BUG: Trace.load lets non-ValueError exceptions escape for some garbage files.
+    """Trace.load turns every garbage file into ValueError ("not a ChipViz trace file").
 
-    Expected ValueError ("not a ChipViz trace file"). Got: an empty file -> EOFError ("No data
-    left in file"); a file starting with a zip signature but truncated -> zipfile.BadZipFile;
-    a plain .npy array file -> TypeError ("'numpy.ndarray' object does not support the context
-    manager protocol"). Trace.load only catches OSError, KeyError and ValueError.
+    These once escaped as other exceptions: an empty file (EOFError, "No data left in file"), a
+    file starting with a zip signature but truncated (zipfile.BadZipFile), a plain .npy array
+    file (TypeError, "'numpy.ndarray' object does not support the context manager protocol").
     """
     path = tmp_path / "garbage.npz"
     if content == "npy":
@@ -471,14 +463,12 @@ def test_trace_load_other_garbage_gives_value_error(tmp_path, content):
 @pytest.mark.parametrize("dataflow", ["ws", "is"])
 @pytest.mark.parametrize("rows, cols", [(2, 1), (3, 2), (2, 3)])
 def test_trace_of_non_square_ws_is_array(dataflow, rows, cols):
-    """BUG: tracing a ws or is run on a non-square array crashes inside the kernel.
+    """Tracing a ws or is run on a non-square array works, and keeps `bottom_out` per column.
 
     Input: gemm(np.ones((1, 1)), np.ones((1, 1)), ChipConfig(2, 1, "ws"), engine="cycle",
-    trace_window=(0, 100)) (likewise 3×2, 2×3, and "is"). Expected: a trace of 5 cycles
-    (2R + C + 1 - 2). Got: ValueError "cannot assign slice of shape (1,) from input of shape (2,)".
-    weight_stationary._preload calls record_cycle(..., left, top, left): it passes the per-row
-    `left` array (length R) as `bottom`, which the trace stores per column (length C).
-    Untraced runs of the same shapes work.
+    trace_window=(0, 100)) (likewise 3×2, 2×3, and "is"). Expected: a trace of 2R + C − 1 cycles.
+    (The preload once passed the per-row `left` array, length R, as `bottom`, length C, and the
+    kernel crashed; the traced hypothesis tests above now draw non-square arrays too.)
     """
     cfg = ChipConfig(rows, cols, dataflow, dram_bytes_per_cycle=1e5)
     a, b = np.ones((1, 1), np.float32), np.ones((1, 1), np.float32)

@@ -183,3 +183,30 @@ def test_invalid_arguments(name, kwargs, argument, given):
 def test_all_names_listed():
     assert DATASETS == ("digits", "circle", "xor", "gauss", "spiral", "moons", "mnist")
     assert set(TOYS) < set(DATASETS)
+
+
+# --- fingerprint (what a run file records of custom data) ---------------------------------------
+
+def test_fingerprint_identifies_the_arrays_not_the_names():
+    from chipviz.data import Dataset
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((30, 4)).astype(np.float32)
+    y = rng.integers(0, 3, 30)
+
+    def make(name="a", xs=x, ys=y, classes=3, description="d"):
+        return Dataset(name, xs[:20].copy(), ys[:20].copy(), xs[20:].copy(), ys[20:].copy(), classes, None,
+                       description)
+
+    base = make()
+    assert len(base.fingerprint) == 64 and base.fingerprint == make("other name", description="other").fingerprint
+    assert base.shapes == {"x_train": [20, 4], "y_train": [20], "x_test": [10, 4], "y_test": [10]}
+    assert base.summary() == "'a': 20 training and 10 test samples of 4 features, 3 classes"
+    one_value = x.copy()
+    one_value[25, 2] = np.nextafter(one_value[25, 2], np.float32(np.inf))  # one test value, one ulp
+    labels = y.copy()
+    labels[3] = (labels[3] + 1) % 3
+    split = x[np.r_[10:30, 0:10]]  # the same rows, split differently
+    for changed in (make(xs=one_value), make(ys=labels), make(classes=4), make(xs=split, ys=y[np.r_[10:30, 0:10]])):
+        assert changed.fingerprint != base.fingerprint
+    assert load_dataset("digits").fingerprint == load_dataset("digits").fingerprint

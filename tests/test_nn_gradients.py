@@ -318,13 +318,17 @@ def check_step_log(trainer, report, batch):
     # each operation costs what the chip's models say for its shape on this chip
     for op in report.ops:
         if op.is_gemm:
-            cfg = config.with_(precision="int8") if op.stats.precision == "int8" else config
+            # the forward GEMMs run in the chip's precision; the backward ones, in fp32
+            assert op.stats.precision == (config.precision if op.phase == "forward" else "fp32")
+            cfg = config.with_(precision=op.stats.precision)
             reference = analyze(op.stats.m, op.stats.k, op.stats.n, cfg)
             assert op.stats.engine == trainer.settings.engine
             assert replace(op.stats, engine="analytic") == reference
             assert op.macs == op.stats.m * op.stats.k * op.stats.n
         else:
-            assert op.stats == vector_op(op.stats.elements, op.stats.ops // op.stats.elements, config)
+            # the vector unit works on fp32 values, on an int8 chip too
+            fp32 = config.with_(precision="fp32")
+            assert op.stats == vector_op(op.stats.elements, op.stats.ops // op.stats.elements, fp32)
             assert op.macs == 0
 
     # phase totals are sums over the operations
@@ -354,19 +358,23 @@ def check_step_log(trainer, report, batch):
     assert trainer.history["cycles"][-1] == report.cycles
 
 
-LOG_CASES = [(e, d, "spiral", (5, 4), a, o) for e in ENGINES for d in DATAFLOWS
+LOG_CASES = [(e, d, "spiral", (5, 4), a, o, "fp32") for e in ENGINES for d in DATAFLOWS
              for a, o in (("tanh", "adam"), ("linear", "sgd"))] + [
-    ("analytic", "ws", "digits", (32,), "relu", "adam"),
-    ("cycle", "is", "xor", (3, 3), "sigmoid", "momentum"),
-    ("analytic", "os", "circle", (), "relu", "sgd"),
+    ("analytic", "ws", "digits", (32,), "relu", "adam", "fp32"),
+    ("cycle", "is", "xor", (3, 3), "sigmoid", "momentum", "fp32"),
+    ("analytic", "os", "circle", (), "relu", "sgd", "fp32"),
+    ("analytic", "ws", "digits", (32,), "relu", "adam", "int8"),
+    ("cycle", "os", "spiral", (5, 4), "tanh", "momentum", "int8"),
 ]
 
 
-@pytest.mark.parametrize(("engine", "dataflow", "dataset", "hidden", "activation", "optimizer"), LOG_CASES)
-def test_every_step_logs_exactly_the_backprop_gemms(engine, dataflow, dataset, hidden, activation, optimizer):
+@pytest.mark.parametrize(("engine", "dataflow", "dataset", "hidden", "activation", "optimizer", "precision"),
+                         LOG_CASES)
+def test_every_step_logs_exactly_the_backprop_gemms(engine, dataflow, dataset, hidden, activation, optimizer,
+                                                    precision):
     settings = TrainSettings(dataset=dataset, hidden=hidden, activation=activation, optimizer=optimizer,
                              batch_size=32, engine=engine, n_samples=100)
-    chip = ChipConfig(rows=3, cols=4, dataflow=dataflow)
+    chip = ChipConfig(rows=3, cols=4, dataflow=dataflow, precision=precision)
     trainer = Trainer(settings, chip)
     n_train = len(trainer.data.x_train)
     reports = []

@@ -11,6 +11,7 @@ import numpy as np
 from . import trace
 from .analytic import analyze
 from .config import DATAFLOWS, PRECISIONS, ChipConfig, EnergyTable, parse_array
+from .dataflow_table import DATAFLOW_TABLE, Dataflow
 from .cycle import TraceTooLarge, simulate
 from .mapping import Mapping
 from .stats import GemmStats
@@ -18,7 +19,8 @@ from .stats import GemmStats
 ENGINES = ("analytic", "cycle")
 
 __all__ = ["ChipConfig", "EnergyTable", "GemmStats", "GemmResult", "Mapping", "TraceTooLarge", "DATAFLOWS",
-           "PRECISIONS", "ENGINES", "analyze", "gemm", "product", "parse_array", "prepare_operands", "simulate", "trace"]
+           "DATAFLOW_TABLE", "Dataflow", "PRECISIONS", "ENGINES", "analyze", "gemm", "product", "parse_array",
+           "prepare_operands", "simulate", "trace"]
 
 
 @dataclass

@@ -23,12 +23,12 @@ def fold_counters(mapping: Mapping, config: ChipConfig) -> np.ndarray:
     rows, cols, steps = mapping.rows, mapping.cols, mapping.spread[2]
     c = np.zeros((mapping.folds, mem.N_COUNTERS), np.int64)
     c[:, mem.MACS] = used_rows * used_cols * steps
-    if mapping.dataflow == "os":
+    if mapping.flow.output_stationary:
         c[:, mem.MOVING_READS] = used_rows * steps  # A's rows enter the left edge
         c[:, mem.OTHER_READS] = used_cols * steps  # B's columns enter the top edge
         c[:, mem.SRAM_WRITES] = used_rows * used_cols  # the finished tile is read out once
         c[:, mem.OPERAND_HOPS] = steps * (used_rows * cols + used_cols * rows)  # each crosses the array
-    else:
+    else:  # an operand stays (ws, is): preloaded once, the other streams, partial sums flow down
         c[:, mem.MOVING_READS] = steps * used_rows
         c[:, mem.OTHER_READS] = used_rows * used_cols  # the stationary tile, preloaded once
         c[:, mem.SRAM_WRITES] = steps * used_cols  # one partial sum per streamed row and used column

@@ -8,8 +8,10 @@ from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
-DATAFLOWS = ("ws", "os", "is")
-DATAFLOW_NAMES = {"ws": "weight stationary", "os": "output stationary", "is": "input stationary"}
+from .dataflow_table import DATAFLOW_TABLE, Dataflow
+
+DATAFLOWS = tuple(DATAFLOW_TABLE)  # ("ws", "os", "is")
+DATAFLOW_NAMES = {key: flow.name for key, flow in DATAFLOW_TABLE.items()}
 PRECISIONS = ("fp32", "int8")
 MAX_ARRAY_SIDE = 256
 
@@ -51,7 +53,8 @@ class EnergyTable:
     def __post_init__(self):
         for f in fields(self):
             value = getattr(self, f.name)
-            number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+            number = (isinstance(value, (int, float, np.integer, np.floating))
+                      and not isinstance(value, (bool, np.bool_)))
             if not (number and np.isfinite(value) and value >= 0):
                 raise ValueError(f"energy.{f.name} must be a finite number >= 0 (pJ), got {value!r}")
 
@@ -108,6 +111,11 @@ class ChipConfig:
     @property
     def spec(self) -> Precision:
         return PRECISION_SPECS[self.precision]
+
+    @property
+    def flow(self) -> Dataflow:
+        """The dataflow's row of the dataflow table: what goes where on the array."""
+        return DATAFLOW_TABLE[self.dataflow]
 
     def with_(self, **changes) -> "ChipConfig":
         """A copy with some fields changed (validated again)."""

@@ -16,16 +16,6 @@ from .dataflows import MODULES
 from .mapping import Mapping
 from .stats import GemmStats, summarize
 
-ROLES = {
-    "ws": {"rows": "K", "cols": "N", "streamed": "M", "stationary": "B", "from_left": "A", "from_top": "-",
-           "psum": "C", "left_in": "row m of A", "top_in": "row k of B (preload)", "bottom_out": "row m of C"},
-    "is": {"rows": "K", "cols": "M", "streamed": "N", "stationary": "A", "from_left": "B", "from_top": "-",
-           "psum": "C", "left_in": "column n of B", "top_in": "column k of A (preload)",
-           "bottom_out": "column n of C"},
-    "os": {"rows": "M", "cols": "N", "streamed": "K", "stationary": "C", "from_left": "A", "from_top": "B",
-           "psum": "C", "left_in": "column k of A", "top_in": "row k of B", "bottom_out": "-"},
-}
-
 
 class TraceTooLarge(ValueError):
     """A requested trace would exceed the memory budget."""
@@ -41,8 +31,11 @@ def simulate(a: np.ndarray, b: np.ndarray, config: ChipConfig, trace_window: tup
     n = b.shape[1]
     mapping = Mapping.of(m, k, n, config)
     spec = config.spec
-    module = MODULES[config.dataflow]
-    left, top, transposed = module.operands(a, b)
+    flow = config.flow
+    left, top = flow.operand_order(a, b)  # the operand entering the left edge, and the other one
+    transposed = flow.transposed  # is: the ws kernel on Cᵀ = Bᵀ·Aᵀ (Bᵀ streams, Aᵀ stays)
+    if transposed:
+        left, top = left.T, top.T
     acc = spec.accumulator_dtype
     left = np.ascontiguousarray(left, dtype=acc)
     top = np.ascontiguousarray(top, dtype=acc)
@@ -51,15 +44,14 @@ def simulate(a: np.ndarray, b: np.ndarray, config: ChipConfig, trace_window: tup
     tiles = mapping.fold_tiles()
     counters = np.zeros((mapping.folds, mem.N_COUNTERS), np.int64)
     fits = mem.operand_fits(m, k, n, config.dataflow, config)
-    total = module.run_folds(left, top, out, config.rows, config.cols, tiles, mapping.fold_flags(),
-                             fits, spec.operand_bytes, spec.accumulator_bytes, float(config.dram_bytes_per_cycle),
-                             counters, trace_arrays, start)
+    total = MODULES[config.dataflow].run_folds(left, top, out, config.rows, config.cols, tiles, mapping.fold_flags(),
+                                               fits, spec.operand_bytes, spec.accumulator_bytes,
+                                               float(config.dram_bytes_per_cycle), counters, trace_arrays, start)
     stats = summarize(counters, mapping, config, engine="cycle")
     assert total == stats.cycles, "kernel cycle count disagrees with its own fold counters"
     trace = None
     if trace_window is not None:
-        trace = tr.Trace(start, *trace_arrays, dataflow=config.dataflow, tiles=tiles,
-                         roles=ROLES[config.dataflow])
+        trace = tr.Trace(start, *trace_arrays, dataflow=config.dataflow, tiles=tiles, roles=flow.roles)
     return (out.T.copy() if transposed else out), stats, trace
 
 

@@ -1,17 +1,12 @@
 """How a GEMM C = A·B (A: M×K, B: K×N) is folded onto an R×C array (SCALE-Sim v3 conventions).
 
 Each dataflow spreads two GEMM dimensions over the array's rows (Sr) and columns (Sc) and
-streams the third (T) through time. A dimension larger than the array is cut into folds that
-run one after another, column folds outer and row folds inner; every fold fills and drains
-completely, so a partial edge fold takes as long as a full one.
+streams the third (T) through time; which ones, and what stays in the PEs, is the dataflow
+table's (chipviz/chip/dataflow_table.py). A dimension larger than the array is cut into
+folds that run one after another, column folds outer and row folds inner; every fold fills
+and drains completely, so a partial edge fold takes as long as a full one.
 
-| dataflow | stays in the PEs | rows (Sr) | cols (Sc) | time (T) | cycles per fold |
-|----------|------------------|-----------|-----------|----------|-----------------|
-| os       | partial sums of C| M         | N         | K        | T + R + C - 2   |
-| ws       | B (weights)      | K         | N         | M        | 2R + C + T - 2  |
-| is       | A (inputs)       | K         | M         | N        | 2R + C + T - 2  |
-
-In ws and is the row dimension is the reduction (K): the partial sums of one output leave
+When the row dimension is the reduction (K: ws and is), the partial sums of one output leave
 the array once per row fold and are added up in the output buffer.
 """
 from __future__ import annotations
@@ -21,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .config import ChipConfig
+from .dataflow_table import DATAFLOW_TABLE, Dataflow
 
 
 @dataclass(frozen=True)
@@ -42,11 +38,14 @@ class Mapping:
         return cls(config.dataflow, int(m), int(k), int(n), config.rows, config.cols)
 
     @property
+    def flow(self) -> Dataflow:
+        """This dataflow's row of the dataflow table."""
+        return DATAFLOW_TABLE[self.dataflow]
+
+    @property
     def spread(self) -> tuple[int, int, int]:
         """(Sr, Sc, T): the GEMM dimensions on rows, on columns and through time."""
-        return {"os": (self.m, self.n, self.k), "ws": (self.k, self.n, self.m), "is": (self.k, self.m, self.n)}[
-            self.dataflow
-        ]
+        return self.flow.spread(self.m, self.k, self.n)
 
     @property
     def row_folds(self) -> int:
@@ -63,17 +62,16 @@ class Mapping:
     @property
     def preload_cycles(self) -> int:
         """Cycles spent shifting the stationary operand in before streaming (ws, is)."""
-        return 0 if self.dataflow == "os" else self.rows
+        return self.rows if self.flow.preloads else 0
 
     @property
     def cycles_per_fold(self) -> int:
-        t = self.spread[2]
-        return t + self.rows + self.cols - 2 + self.preload_cycles
+        return self.flow.cycles_per_fold(self.rows, self.cols, self.spread[2])
 
     @property
     def reduction_on_rows(self) -> bool:
         """In ws and is the rows carry K, so outputs of one tile come out once per row fold."""
-        return self.dataflow != "os"
+        return self.flow.reduction_on_rows
 
     def fold_tiles(self) -> np.ndarray:
         """One row per fold, in run order: [row_start, row_stop, col_start, col_stop]."""

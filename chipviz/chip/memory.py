@@ -19,6 +19,8 @@ import math
 import numpy as np
 from numba import njit
 
+from .dataflow_table import DATAFLOW_TABLE
+
 # Per-fold counter columns, shared by the engines (counts are in elements).
 MACS, MOVING_READS, OTHER_READS, SRAM_WRITES, OPERAND_HOPS, PSUM_HOPS = range(6)
 DRAM_OPERAND_READS, DRAM_PSUM_READS, DRAM_WRITES, STALLS = range(6, 10)
@@ -56,10 +58,11 @@ def all_folds_dram(counters, flags, fits, operand_bytes, accumulator_bytes, byte
 
 
 def operand_fits(m: int, k: int, n: int, dataflow: str, config) -> np.ndarray:
-    """[moving fits, other fits, outputs fit] in their SRAM buffers, in the engines' roles."""
+    """[moving fits, other fits, outputs fit] in their SRAM buffers, in the engines' roles
+    (A lives in the ifmap SRAM, B in the filter SRAM, C in the ofmap SRAM)."""
     spec = config.spec
     a_fits = m * k * spec.operand_bytes <= config.ifmap_sram_kib * 1024
     b_fits = k * n * spec.operand_bytes <= config.filter_sram_kib * 1024
     c_fits = m * n * spec.accumulator_bytes <= config.ofmap_sram_kib * 1024
-    moving, other = (b_fits, a_fits) if dataflow == "is" else (a_fits, b_fits)
+    moving, other = DATAFLOW_TABLE[dataflow].operand_order(a_fits, b_fits)
     return np.array([moving, other, c_fits], dtype=np.bool_)

@@ -4,7 +4,6 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from functools import cached_property
 from types import MappingProxyType
-from typing import Mapping
 
 import numpy as np
 
@@ -49,7 +48,7 @@ class GemmStats:
     dram_writes: int
     dram_bytes: int
     register_hops: int
-    energy_pj: Mapping[str, float]  # read-only by component, and 'total'
+    energy_pj: MappingProxyType[str, float]  # read-only, by component and 'total'
     seconds: float
     arithmetic_intensity: float
     attainable_macs_per_cycle: float
@@ -89,10 +88,11 @@ def summarize(per_fold: np.ndarray, mapping: Mapping, config: ChipConfig, engine
     stalls = int(totals[mem.STALLS])
     cycles = compute + stalls
     macs = int(totals[mem.MACS])
+    flow = mapping.flow
     moving, other = int(totals[mem.MOVING_READS]), int(totals[mem.OTHER_READS])
-    ifmap, filt = (other, moving) if mapping.dataflow == "is" else (moving, other)
+    ifmap, filt = flow.operand_order(moving, other)  # (A's reads, B's reads): the order is its own inverse
     writes = int(totals[mem.SRAM_WRITES])
-    spurious = folds * (config.rows + config.cols) if mapping.dataflow == "os" else 0
+    spurious = folds * (config.rows + config.cols) if flow.output_stationary else 0
     dram_reads = int(totals[mem.DRAM_OPERAND_READS] + totals[mem.DRAM_PSUM_READS])
     dram_writes = int(totals[mem.DRAM_WRITES])
     dram_bytes = int(totals[mem.DRAM_OPERAND_READS]) * spec.operand_bytes + (

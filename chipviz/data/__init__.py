@@ -6,8 +6,10 @@ validates user-facing arguments, so the loaders below it can trust their inputs.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -37,6 +39,32 @@ class Dataset:
             y.setflags(write=False)
         if self.feature_names is not None and len(self.feature_names) != d:
             raise ValueError(f"dataset {self.name!r}: {d} features but {len(self.feature_names)} names")
+
+    @cached_property  # the arrays are read-only, so the digest stays true
+    def fingerprint(self) -> str:
+        """SHA-256 of the four arrays (dtype, shape and bytes of each) and the number of classes:
+        equal fingerprints mean the same data, whatever the dataset's name or description."""
+        digest = hashlib.sha256()
+        for field in ARRAY_FIELDS:
+            array = np.ascontiguousarray(getattr(self, field))
+            digest.update(f"{field} {array.dtype.str} {array.shape};".encode())
+            digest.update(array.tobytes())
+        digest.update(f"n_classes {self.n_classes}".encode())
+        return digest.hexdigest()
+
+    @property
+    def shapes(self) -> dict[str, list[int]]:
+        """{"x_train": [n, d], "y_train": [n], ...}: the arrays' shapes."""
+        return {field: list(getattr(self, field).shape) for field in ARRAY_FIELDS}
+
+    def summary(self) -> str:
+        """In words, e.g. "'my data': 120 training and 40 test samples of 3 features, 2 classes"."""
+        classes = f"{self.n_classes} classes" if self.n_classes else "regression targets"
+        return (f"{self.name!r}: {len(self.x_train):,} training and {len(self.x_test):,} test samples of "
+                f"{self.x_train.shape[1]} features, {classes}")
+
+
+ARRAY_FIELDS = ("x_train", "y_train", "x_test", "y_test")
 
 
 def _is_int(value) -> bool:

@@ -2,7 +2,8 @@
 
 The plane passes through the latest weights and is spanned by the two main directions
 (principal components) of the recent weight trajectory, so the steps just taken lie close
-to it. Every loss on the grid is a forward pass on the chip.
+to it. Every loss on the grid is a forward pass on the runner's chip, in its precision (an
+int8 chip quantises the forward GEMMs, as in training).
 """
 from __future__ import annotations
 

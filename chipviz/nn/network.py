@@ -2,7 +2,9 @@
 
 Forward, layer by layer: Z = X·W + b, Y = f(Z). Backward, from the loss's dL/dZ of the last
 layer: dW = Xᵀ·dZ, db = Σ_batch dZ, dX = dZ·Wᵀ, then dZ of the layer below = f'(Z)·dX. The
-first layer's dX is not computed: nothing upstream needs it.
+first layer's dX is not computed: nothing upstream needs it. The GEMMs' names, shapes and
+phases are the phase table's (phases.py); the chip's precision decides whether the forward
+GEMMs run in int8 (on_chip.ChipRunner).
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import numpy as np
 
 from . import activations as act
 from .on_chip import ChipRunner
-from .quantize import quantize
+from .phases import BACKWARD_DATA, BACKWARD_WEIGHTS, FORWARD
 
 MAX_HIDDEN_LAYERS = 4
 MAX_WIDTH = 512
@@ -71,19 +73,16 @@ class MLP:
         """Hidden layers use the chosen activation; the output layer is linear (the loss adds softmax)."""
         return "linear" if layer == self.n_layers - 1 else self.activation
 
-    def forward(self, x: np.ndarray, chip: ChipRunner, int8: bool = False, phase: str = "forward"):
+    def forward(self, x: np.ndarray, chip: ChipRunner, phase: str = FORWARD.id):
+        """The output and what backpropagation needs. On an int8 chip the GEMMs quantise X and W
+        (the chip runner does it); the bias, the activation and everything kept are fp32."""
         cache = ForwardCache([], [], [])
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
-            if int8:
-                qx, sx = quantize(x)
-                qw, sw = quantize(w)
-                z = chip.matmul(qx, qw, i + 1, phase, "Y = X·W (int8)", int8=True).astype(np.float32) * np.float32(sx * sw)
-            else:
-                z = chip.matmul(x, w, i + 1, phase, "Y = X·W")
+            z = chip.matmul(x, w, i + 1, phase)
             z += b
             f = self.layer_activation(i)
             y = act.forward(f, z)
-            chip.vector(z.size, 1 + act.VECTOR_OPS[f][0], i + 1, phase, f"+ b, {f}")
+            chip.vector(z.size, 1 + act.VECTOR_OPS[f][0], i + 1, phase, FORWARD.vector_op.format(f=f))
             cache.inputs.append(x)
             cache.pre.append(z)
             cache.post.append(y)
@@ -96,13 +95,13 @@ class MLP:
         grads_b = [None] * self.n_layers
         dz = d_out
         for i in range(self.n_layers - 1, -1, -1):
-            grads_w[i] = chip.matmul(cache.inputs[i].T, dz, i + 1, "backward_weights", "dW = Xᵀ·dY")
+            grads_w[i] = chip.matmul(cache.inputs[i].T, dz, i + 1, BACKWARD_WEIGHTS.id)
             grads_b[i] = dz.sum(axis=0)
-            chip.vector(dz.size, 1, i + 1, "backward_weights", "db = Σ dY")
-            if i == 0:
+            chip.vector(dz.size, 1, i + 1, BACKWARD_WEIGHTS.id, BACKWARD_WEIGHTS.vector_op)
+            if i == 0:  # layer 1's dX: nothing upstream needs it (BACKWARD_DATA.first_layer is False)
                 break
-            dx = chip.matmul(dz, self.weights[i].T, i + 1, "backward_data", "dX = dY·Wᵀ")
+            dx = chip.matmul(dz, self.weights[i].T, i + 1, BACKWARD_DATA.id)
             f = self.layer_activation(i - 1)
             dz = act.backward(f, cache.pre[i - 1], cache.post[i - 1], dx)
-            chip.vector(dx.size, act.VECTOR_OPS[f][1], i, "backward_data", f"× {f}′")
+            chip.vector(dx.size, act.VECTOR_OPS[f][1], i, BACKWARD_DATA.id, BACKWARD_DATA.vector_op.format(f=f))
         return grads_w, grads_b

@@ -1,5 +1,10 @@
 """The network's view of the chip: every matrix multiply and vector operation goes through
 here, is run by the chip, and is recorded with its cycles and energy.
+
+The chip's precision (`ChipConfig.precision`) is the one setting of the number format. On an
+int8 chip the GEMMs of the forward direction quantise their operands symmetrically per
+tensor and multiply them exactly (int32 accumulation), as TPU v1 does; the backward GEMMs and
+the vector unit work on the fp32 master values, on the same chip in fp32.
 """
 from __future__ import annotations
 
@@ -9,16 +14,18 @@ import numpy as np
 
 from ..chip import ChipConfig, GemmStats, analyze, gemm, prepare_operands, product
 from ..chip.vector import VectorStats, vector_op
+from .phases import INT8_SUFFIX, PHASE_TABLE, PHASES
+from .quantize import quantize
 
-PHASES = ("forward", "backward_data", "backward_weights", "update")
+__all__ = ["PHASES", "ChipRunner", "Operation"]
 
 
 class Operation(NamedTuple):
     """One piece of a training step as the chip ran it (a tuple: cheap to make every step)."""
 
     layer: int  # 1-based; 0 for whole-network work (loss, update)
-    phase: str
-    name: str  # e.g. "Y = X·W", "dX = dY·Wᵀ", "dW = Xᵀ·dY", "bias + relu"
+    phase: str  # one of PHASES
+    name: str  # e.g. "Y = X·W", "Y = X·W (int8)", "dX = dY·Wᵀ", "dW = Xᵀ·dY", "+ b, relu"
     stats: GemmStats | VectorStats
 
     @property
@@ -41,13 +48,17 @@ class Operation(NamedTuple):
 class ChipRunner:
     """Runs the work of a network on one chip and keeps the log of the current step.
 
-    `keep_operands` keeps each operation's GEMM operands of the last step (None for vector work,
-    so indices match `ops`) so that a view can replay any of them cycle by cycle with a trace.
+    `config` is the chip as configured; `int8` says whether its forward GEMMs quantise, and
+    `fp32_config` is the same chip in fp32, which runs the backward GEMMs and the vector unit.
+    `keep_operands` keeps a copy of each operation's GEMM operands of the last step, as they
+    were multiplied, with the config they ran on (None for vector work, so indices match
+    `ops`), so that a view can replay any of them cycle by cycle with a trace.
     """
 
     def __init__(self, config: ChipConfig, engine: str = "analytic", keep_operands: bool = False):
         self.config = config
-        self.int8_config = config.with_(precision="int8")
+        self.int8 = config.precision == "int8"
+        self.fp32_config = config.with_(precision="fp32") if self.int8 else config
         self.engine = engine
         self.keep_operands = keep_operands
         self.ops: list[Operation] = []
@@ -57,8 +68,17 @@ class ChipRunner:
         self.ops = []
         self.operands = []
 
-    def matmul(self, a: np.ndarray, b: np.ndarray, layer: int, phase: str, name: str, int8: bool = False):
-        config = self.int8_config if int8 else self.config
+    def matmul(self, a: np.ndarray, b: np.ndarray, layer: int, phase: str) -> np.ndarray:
+        """C = A·B for `phase`'s GEMM of `layer` (named from the phase table), as float32."""
+        kind = PHASE_TABLE[phase]
+        if self.int8 and kind.direction == "forward":
+            qa, sa = quantize(a)
+            qb, sb = quantize(b)
+            c = self._run(qa, qb, layer, phase, kind.op + INT8_SUFFIX, self.config)
+            return c.astype(np.float32) * np.float32(sa * sb)  # back to the values' scale
+        return self._run(a, b, layer, phase, kind.op, self.fp32_config)
+
+    def _run(self, a, b, layer: int, phase: str, name: str, config: ChipConfig) -> np.ndarray:
         if self.engine == "analytic":  # gemm()'s analytic path, minus its per-call checks
             a, b = prepare_operands(a, b, config, check_finite=False)  # the trainer guards against NaN
             c, stats = product(a, b, config), analyze(a.shape[0], a.shape[1], b.shape[1], config)
@@ -66,12 +86,13 @@ class ChipRunner:
             result = gemm(a, b, config, engine=self.engine, check_finite=False)
             c, stats = result.c, result.stats
         self.ops.append(Operation(layer, phase, name, stats))
-        if self.keep_operands:
-            self.operands.append((a, b, config))
+        if self.keep_operands:  # copies: W (and Wᵀ, a view of it) changes in place at the update
+            self.operands.append((np.array(a), np.array(b), config))
         return c
 
     def vector(self, elements: int, ops_per_element: int, layer: int, phase: str, name: str) -> None:
+        """Elementwise work on the vector unit (fp32 values, also on an int8 chip)."""
         if ops_per_element:
-            self.ops.append(Operation(layer, phase, name, vector_op(elements, ops_per_element, self.config)))
+            self.ops.append(Operation(layer, phase, name, vector_op(elements, ops_per_element, self.fp32_config)))
             if self.keep_operands:
                 self.operands.append(None)

@@ -2,13 +2,16 @@
 
 per layer the forward GEMM X·W with bias and activation on the vector unit; the loss; per
 layer, backwards, dW = Xᵀ·dY with the bias gradient and dX = dY·Wᵀ with the activation's
-derivative; then the optimizer's update on the vector unit. Every step reports its cycles,
-MACs, utilisation, energy and time per layer and per phase.
+derivative; then the optimizer's update on the vector unit (the phases are phases.py's).
+Every step reports its cycles, MACs, utilisation, energy and time per layer and per phase.
+
+The number format is the chip's (`ChipConfig.precision`): on an int8 chip the forward GEMMs
+run on quantised operands, while the master weights and the backward pass stay fp32.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 
 import numpy as np
 
@@ -19,20 +22,77 @@ from . import losses
 from .activations import ACTIVATIONS
 from .history import History
 from .network import MLP
-from .on_chip import PHASES, ChipRunner, Operation
+from .on_chip import ChipRunner, Operation
 from .optimizers import OPTIMIZERS, make_optimizer
+from .phases import LOSS_PHASE, PHASES, UPDATE
 
 HISTORY_COLUMNS = ("train_loss", "train_acc", "test_loss", "test_acc", "cycles", "energy_pj", "utilization")
 COST_COLUMNS = ("cycles", "macs", "seconds") + ENERGY_PARTS  # as GemmStats.costs
 
 
+DIVERGENCE_KINDS = ("loss", "weight", "gradient")
+
+
+@dataclass(frozen=True, eq=False)
+class Divergence:
+    """Why and where training stopped: at `step`, the loss (whose `value` was NaN or ±inf), a
+    weight or a gradient became NaN or infinite, with learning rate `lr`; the weights of step
+    `kept` were kept. str() gives the English sentence; a view may word the facts its own way."""
+
+    step: int
+    what: str  # one of DIVERGENCE_KINDS
+    value: float | None  # the loss's value when what == "loss", else None
+    lr: float
+    kept: int
+
+    def __post_init__(self):
+        if self.what not in DIVERGENCE_KINDS:
+            raise ValueError(f"what must be one of {', '.join(DIVERGENCE_KINDS)}, got {self.what!r}")
+        if (self.value is None) != (self.what != "loss"):
+            raise ValueError("a divergence of the loss has a value; one of a weight or a gradient has none")
+
+    @property
+    def cause(self) -> str:
+        if self.what == "loss":
+            return f"the loss became {self.value}"
+        return f"a {self.what} became NaN or infinite"
+
+    def __str__(self) -> str:
+        return (f"Training diverged at step {self.step}: {self.cause} (learning rate {self.lr:g} is probably "
+                f"too high). The weights of step {self.kept} were kept.")
+
+    def _key(self) -> tuple:
+        return self.step, self.what, repr(self.value), self.lr, self.kept  # repr: NaN equals NaN here
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Divergence) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Divergence":
+        value = d["value"]
+        return cls(step=int(d["step"]), what=d["what"], value=None if value is None else float(value),
+                   lr=float(d["lr"]), kept=int(d["kept"]))
+
+
 class Diverged(RuntimeError):
-    """Training produced NaN or infinity; the last good weights were kept."""
+    """Training produced NaN or infinity; the last good weights were kept. `divergence` holds the
+    facts; str() is their English sentence."""
+
+    def __init__(self, divergence: Divergence):
+        super().__init__(str(divergence))
+        self.divergence = divergence
 
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """Everything that defines a training run (the chip is configured separately)."""
+    """Everything that defines a training run. The chip, and with it the number format (fp32 or
+    int8), is configured separately: ChipConfig."""
 
     dataset: str = "digits"
     hidden: tuple[int, ...] = (32,)
@@ -42,7 +102,6 @@ class TrainSettings:
     lr: float = 0.01
     batch_size: int = 32
     seed: int = 0
-    precision: str = "fp32"
     engine: str = "analytic"
     noise: float = 0.0  # as TensorFlow Playground's default
     n_samples: int = 400
@@ -51,7 +110,7 @@ class TrainSettings:
     def __post_init__(self):
         object.__setattr__(self, "hidden", tuple(self.hidden))
         choices = {"dataset": DATASETS, "activation": ACTIVATIONS, "loss": losses.LOSSES,
-                   "optimizer": OPTIMIZERS, "precision": ("fp32", "int8"), "engine": ENGINES}
+                   "optimizer": OPTIMIZERS, "engine": ENGINES}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
@@ -100,13 +159,19 @@ class StepReport:
 
 
 class Trainer:
+    """A network training on a chip. `data` replaces the dataset that `settings` names (custom
+    data: `custom_data` is then True, and a saved run records its fingerprint)."""
+
     def __init__(self, settings: TrainSettings, chip: ChipConfig, data: Dataset | None = None,
                  keep_operands: bool = False):
         self.settings = settings
         self.chip = chip
         s = settings
-        raw = data or load_dataset(s.dataset, seed=s.seed, noise=s.noise, n_samples=s.n_samples,
-                                   mnist_dir=s.mnist_dir)
+        if data is not None and not isinstance(data, Dataset):
+            raise ValueError(f"data must be a chipviz.data.Dataset, got {type(data).__name__}")
+        self.custom_data = data is not None
+        raw = data if data is not None else load_dataset(s.dataset, seed=s.seed, noise=s.noise,
+                                                         n_samples=s.n_samples, mnist_dir=s.mnist_dir)
         self.raw_data = raw
         self.mean, self.scale = standardization(raw.x_train)
         self.data = replace(raw, x_train=self.transform(raw.x_train), x_test=self.transform(raw.x_test))
@@ -122,7 +187,7 @@ class Trainer:
         self.history = History(HISTORY_COLUMNS)
         self.phase_costs = np.zeros((len(PHASES), len(COST_COLUMNS)))  # running totals per phase
         self._cost_cache: dict = {}
-        self.diverged: str | None = None
+        self.diverged: Divergence | None = None
         self.last: StepReport | None = None
         self.last_update: tuple[list, list] | None = None  # (params before, gradients) of the last step
 
@@ -133,12 +198,6 @@ class Trainer:
     @property
     def steps_per_epoch(self) -> int:
         return math.ceil(len(self.data.x_train) / self.settings.batch_size)
-
-    def set_lr(self, lr: float) -> None:
-        """Change the learning rate for the following steps (takes effect at the next step)."""
-        _check_number("lr", lr, 1e-6, 100.0)
-        self.optimizer.lr = lr
-        self.settings = TrainSettings(**{**self.settings.to_dict(), "lr": lr})
 
     def next_batch(self) -> tuple[np.ndarray, np.ndarray]:
         if self.position >= len(self.order):
@@ -160,21 +219,22 @@ class Trainer:
         saved = (self.position, self.epoch, self.order, self.rng.bit_generator.state)
         x, y = self.next_batch()
         self.runner.reset_log()
-        out, cache = self.net.forward(x, self.runner, int8=self.settings.precision == "int8")
+        out, cache = self.net.forward(x, self.runner)
         loss, d_out, acc = self._loss(out, y)
         if not math.isfinite(loss):
-            return self._diverge(f"the loss became {loss}", saved)
+            return self._diverge("loss", loss, saved)
         grads_w, grads_b = self.net.backward(cache, d_out, self.runner)
         grads = [g for pair in zip(grads_w, grads_b) for g in pair]
         before = [p.copy() for p in self.net.params]
         self.optimizer.step(self.net.params, grads)
         n_params = sum(p.size for p in before)
-        self.runner.vector(n_params, self.optimizer.ops_per_element, 0, "update", f"{self.optimizer.name} update")
+        self.runner.vector(n_params, self.optimizer.ops_per_element, 0, UPDATE.id,
+                           UPDATE.vector_op.format(optimizer=self.optimizer.name))
         if not all(_finite(p) for p in self.net.params):  # NaN in a gradient reaches the weights too
             for p, old in zip(self.net.params, before):
                 p[...] = old  # (the optimizer's state is not rolled back: a diverged run takes no more steps)
-            what = "a weight" if all(_finite(g) for g in grads) else "a gradient"
-            return self._diverge(f"{what} became NaN or infinite", saved)
+            what = "weight" if all(_finite(g) for g in grads) else "gradient"
+            return self._diverge(what, None, saved)
         self.step_count += 1
         self.last_update = (before, grads)
         costs = self._step_costs(self.runner.ops)
@@ -186,12 +246,11 @@ class Trainer:
                             energy_pj=costs[:, 3:].sum(), utilization=macs / (cycles * self.chip.pes))
         return report
 
-    def _diverge(self, what: str, saved) -> StepReport:
+    def _diverge(self, what: str, value: float | None, saved) -> StepReport:
         self.position, self.epoch, self.order, state = saved
         self.rng.bit_generator.state = state
-        step = self.step_count + 1
-        self.diverged = (f"Training diverged at step {step}: {what} (learning rate {self.settings.lr:g} is "
-                         f"probably too high). The weights of step {self.step_count} were kept.")
+        self.diverged = Divergence(step=self.step_count + 1, what=what, value=value, lr=float(self.optimizer.lr),
+                                   kept=self.step_count)
         raise Diverged(self.diverged)
 
     def _loss(self, out: np.ndarray, y: np.ndarray):
@@ -203,7 +262,7 @@ class Trainer:
         else:
             target = losses.one_hot(y, n_out) if self.data.n_classes else y.reshape(len(y), -1)
             loss, grad = losses.mse(out, target)
-        self.runner.vector(out.size, 4, self.net.n_layers, "forward", f"loss ({self.settings.loss})")
+        self.runner.vector(out.size, 4, self.net.n_layers, LOSS_PHASE, f"loss ({self.settings.loss})")
         acc = np.count_nonzero(out.argmax(axis=1) == y) / len(y) if self.data.n_classes else float("nan")
         return loss, grad, acc
 
@@ -233,11 +292,12 @@ class Trainer:
         return hit[0]
 
     def evaluate(self, split: str = "test") -> tuple[float, float]:
-        """Loss and accuracy on a split; the forward GEMMs run on the chip (not counted as training)."""
+        """Loss and accuracy on a split; the forward GEMMs run on the chip, in its precision (not
+        counted as training)."""
         x, y = (self.data.x_test, self.data.y_test) if split == "test" else (self.data.x_train, self.data.y_train)
         runner = ChipRunner(self.chip, self.settings.engine)
         with np.errstate(over="ignore", invalid="ignore"):  # a diverging run may overflow: loss is inf
-            out, _ = self.net.forward(x, runner, int8=self.settings.precision == "int8", phase="forward")
+            out, _ = self.net.forward(x, runner)
             if self.settings.loss == "cross_entropy":
                 loss, _ = losses.cross_entropy(out, y)
             else:

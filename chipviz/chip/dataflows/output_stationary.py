@@ -93,8 +93,3 @@ def run_folds(a_matrix, b_matrix, out, rows, cols, tiles, flags, fits, operand_b
             record_stall(trace, trace_start, g, f, acc)
             g += 1
     return g
-
-
-def operands(a: np.ndarray, b: np.ndarray):
-    """(left operand, top operand) for this kernel, and whether C comes out transposed."""
-    return a, b, False

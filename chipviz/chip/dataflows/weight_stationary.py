@@ -162,8 +162,3 @@ def _stream(moving, tile, w, w_valid, out, cnt, trace, trace_start, g, f):
     cnt[OPERAND_HOPS] += hops
     cnt[PSUM_HOPS] += psum_hops
     return g
-
-
-def operands(a: np.ndarray, b: np.ndarray):
-    """(moving, stationary) for this kernel, and whether C comes out transposed."""
-    return a, b, False
