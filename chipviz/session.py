@@ -14,31 +14,25 @@ from dataclasses import dataclass, field
 import numpy as np
 import param
 
-from .chip import DATAFLOWS, ChipConfig, gemm
+from . import server_load, settings
+from .chip import ChipConfig, gemm
 from .chip.trace import Trace
-from .data import TOYS
-from .nn.activations import ACTIVATIONS
+from .i18n import Message
 from .nn.landscape import LossPlane, loss_plane
 from .nn.on_chip import ChipRunner, Operation
-from .nn.optimizers import OPTIMIZERS, make_optimizer
+from .nn.optimizers import make_optimizer
 from .nn.trainer import Diverged, StepReport, Trainer, TrainSettings
-from . import server_load
 
-APP_DATASETS = ("digits",) + TOYS
-MAX_ANIMATED_SIDE = 64
 TRAJECTORY_LENGTH = 64
 PUBLISH_INTERVAL_S = 0.25  # while few sessions train; stretched by server_load when many do
-
-# Settings that change the network's shape or data: changing one rebuilds the network.
-RESET_SETTINGS = ("dataset", "hidden_layers", "width1", "width2", "width3", "width4", "activation", "seed",
-                  "noise")
-CHIP_SETTINGS = ("rows", "cols", "dataflow", "clock_mhz", "sram_kib", "dram_bytes_per_cycle")
 
 
 @dataclass(frozen=True)
 class Snapshot:
     """What the views draw: a consistent copy of the session after some step."""
 
+    network: int  # which network (Session.network) this is a snapshot of
+    chip: ChipConfig | None  # the chip the last step (report) ran on; None before the first step
     step: int
     epoch: int
     history: dict
@@ -53,36 +47,27 @@ class Snapshot:
     optimizer: str = "adam"
     lr: float = 0.01
 
+    @property
+    def layer_sizes(self) -> tuple[int, ...]:
+        """Units per layer, inputs first (e.g. 64, 32, 10)."""
+        return (self.weights[0].shape[0], *(w.shape[1] for w in self.weights)) if self.weights else ()
 
-class TrainingSession(param.Parameterized):
-    # network and training
-    dataset = param.Selector(default="digits", objects=list(APP_DATASETS))
-    hidden_layers = param.Integer(default=1, bounds=(0, 4))
-    width1 = param.Integer(default=32, bounds=(1, 512))
-    width2 = param.Integer(default=16, bounds=(1, 512))
-    width3 = param.Integer(default=16, bounds=(1, 512))
-    width4 = param.Integer(default=16, bounds=(1, 512))
-    activation = param.Selector(default="relu", objects=list(ACTIVATIONS))
-    optimizer = param.Selector(default="adam", objects=list(OPTIMIZERS))
-    lr = param.Number(default=0.01, bounds=(1e-4, 10.0))
-    batch_size = param.Integer(default=32, bounds=(1, 256))
-    seed = param.Integer(default=0, bounds=(0, 2**31 - 1))
-    precision = param.Selector(default="fp32", objects=["fp32", "int8"])
-    noise = param.Number(default=0.0, bounds=(0.0, 0.5))
-    # chip
-    rows = param.Integer(default=8, bounds=(1, 256))
-    cols = param.Integer(default=8, bounds=(1, 256))
-    dataflow = param.Selector(default="ws", objects=list(DATAFLOWS))
-    clock_mhz = param.Number(default=700.0, bounds=(1.0, 10_000.0))
-    sram_kib = param.Number(default=256.0, bounds=(1.0, 65_536.0))
-    dram_bytes_per_cycle = param.Number(default=32.0, bounds=(0.01, 100_000.0))
-    # running
-    steps_per_second = param.Integer(default=20, bounds=(1, 1000))
+
+# The session's settings are the parameters of this class, made from the one table in chipviz.settings.
+SessionSettings = type("SessionSettings", (param.Parameterized,),
+                       {"__module__": __name__, **settings.session_parameters()})
+
+
+class TrainingSession(SessionSettings):
+    """One student's session. Its settings (the parameters of SessionSettings) are the one state
+    every view derives from; `apply()` is the one way to change several at once."""
+
     running = param.Boolean(default=False)
     # outputs
     snapshot = param.Parameter(default=None, doc="the latest Snapshot")
-    notice = param.String(default="", doc="a plain message to show the user (reset, divergence, bad URL)")
-    diverged = param.String(default="")
+    network = param.Integer(default=0, doc="counts the networks built: a new value means a new network")
+    notice = param.Parameter(default=None, doc="a Message to show the user (the network was reset), or None")
+    diverged = param.Parameter(default=None, doc="a Message saying why training diverged, or None")
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -91,27 +76,44 @@ class TrainingSession(param.Parameterized):
         self._worker: threading.Thread | None = None
         self._trajectory: deque = deque(maxlen=TRAJECTORY_LENGTH)
         self._pending_reset: list[str] = []
+        self._announce = True
         self._test = (float("nan"), float("nan"))
         self.build()
-        self.param.watch(self._on_reset_setting, list(RESET_SETTINGS))
-        self.param.watch(self._on_live_setting, ["lr", "optimizer", "batch_size", "precision", *CHIP_SETTINGS])
+        self.param.watch(self._on_reset_setting, list(settings.NETWORK))
+        self.param.watch(self._on_live_setting, list(settings.LIVE))
 
-    # ----- building -----
+    # ----- settings -----
+    def values(self) -> dict:
+        """{name: value} of every setting (chipviz.settings.SETTINGS)."""
+        return settings.values_of(self)
+
     @property
     def hidden(self) -> tuple[int, ...]:
-        widths = (self.width1, self.width2, self.width3, self.width4)
-        return tuple(widths[: self.hidden_layers])
+        return settings.hidden(self.values())
 
     def settings(self) -> TrainSettings:
-        return TrainSettings(dataset=self.dataset, hidden=self.hidden, activation=self.activation,
-                             optimizer=self.optimizer, lr=self.lr, batch_size=self.batch_size, seed=self.seed,
-                             precision=self.precision, noise=self.noise)
+        return settings.train_settings(self.values())
 
     def chip_config(self) -> ChipConfig:
-        return ChipConfig(rows=self.rows, cols=self.cols, dataflow=self.dataflow, clock_mhz=self.clock_mhz,
-                          ifmap_sram_kib=self.sram_kib, filter_sram_kib=self.sram_kib,
-                          ofmap_sram_kib=self.sram_kib, dram_bytes_per_cycle=self.dram_bytes_per_cycle)
+        return settings.chip_config(self.values())
 
+    def apply(self, changes: dict, announce: bool = True) -> bool:
+        """Set several settings (validated values, by parameter name) as one change: the network
+        is rebuilt at most once, and every watcher (widgets, URL, views) sees the new values.
+        A link or a lesson passes announce=False: it sets up the network on purpose, so no
+        "the network was reset" notice. Returns whether anything changed."""
+        changes = {k: v for k, v in changes.items() if getattr(self, k) != v}
+        if not changes:
+            return False
+        with self.lock:
+            self._announce = announce
+            try:
+                self.param.update(**changes)
+            finally:
+                self._announce = True
+        return True
+
+    # ----- building -----
     def build(self) -> None:
         """(Re)create the network from the settings: step 0, fresh weights."""
         with self.lock:
@@ -119,32 +121,41 @@ class TrainingSession(param.Parameterized):
             self._trajectory.clear()
             self._trajectory.append(self._flat_params())
             self._test = self.trainer.record_evaluation()
-            self.diverged = ""
+            self.diverged = None
+            self._report_chip = None
+            self.network += 1
             self._publish()
 
     def reset(self) -> None:
         self.pause()
         self.build()
-        self.notice = ""
+        self.notice = None
+
+    def _reset_notice(self, names) -> Message:
+        return Message("dash.reset_notice", names=[Message(f"param.{n}") for n in names])
 
     def _on_reset_setting(self, *events):
-        names = ", ".join(e.name for e in events)
+        names = [e.name for e in events]
         with self.lock:
             if self.running:
-                self._pending_reset.append(names)  # the worker rebuilds at the next step boundary
+                if self._announce:
+                    self._pending_reset.extend(names)
+                else:
+                    self._pending_reset.append("")  # rebuild quietly at the next step boundary
                 return
         self.build()
-        self.notice = f"The network was reset because {names} changed."
+        if self._announce:
+            self.notice = self._reset_notice(names)
 
     def _on_live_setting(self, *events):
-        """Learning rate, optimizer, batch size, precision and chip apply from the next step on."""
+        """Learning rate, optimizer, batch size and the chip apply from the next step on."""
         with self.lock:
             t = self.trainer
             t.settings = self.settings()
             t.optimizer.lr = self.lr
             if any(e.name == "optimizer" for e in events):
                 t.optimizer = make_optimizer(self.optimizer, self.lr)
-            if any(e.name in CHIP_SETTINGS for e in events):
+            if any(e.name in settings.CHIP for e in events):
                 t.chip = self.chip_config()
                 t.runner = ChipRunner(t.chip, t.settings.engine, keep_operands=True)
 
@@ -157,19 +168,21 @@ class TrainingSession(param.Parameterized):
 
     def _run_steps(self, n: int) -> bool:
         if self._pending_reset:
-            names = ", ".join(self._pending_reset)
+            names = [n for n in dict.fromkeys(self._pending_reset) if n]
             self._pending_reset.clear()
             self.build()
-            self.notice = f"The network was reset because {names} changed."
+            if names:
+                self.notice = self._reset_notice(names)
         try:
             for _ in range(n):
                 before = self.trainer.epoch
                 self.trainer.step()
+                self._report_chip = self.trainer.chip
                 self._trajectory.append(self._flat_params())
                 if self.trainer.epoch != before or self.trainer.step_count % 50 == 0:
                     self._test = self.trainer.record_evaluation()
         except Diverged as exc:
-            self.diverged = str(exc)
+            self.diverged = divergence_message(exc.divergence)
             self.pause()
             return False
         return True
@@ -219,7 +232,7 @@ class TrainingSession(param.Parameterized):
     def _publish(self) -> None:
         t = self.trainer
         self.snapshot = Snapshot(
-            step=t.step_count, epoch=t.epoch, history=t.history.as_arrays(), report=t.last,
+            network=self.network, chip=self._report_chip, step=t.step_count, epoch=t.epoch, history=t.history.as_arrays(), report=t.last,
             weights=tuple(w.copy() for w in t.net.weights), biases=tuple(b.copy() for b in t.net.biases),
             totals={p: dict(v) for p, v in t.totals.items()}, test_loss=self._test[0],
             test_accuracy=self._test[1], trajectory=tuple(self._trajectory), update=t.last_update,
@@ -227,8 +240,12 @@ class TrainingSession(param.Parameterized):
 
     # ----- what the views ask for -----
     def operations(self) -> list[Operation]:
-        report = self.snapshot.report if self.snapshot else None
-        return list(report.ops) if report else []
+        """The last step's operations, if it ran on the chip the settings describe now (after a
+        chip setting changes, none until the next step runs on the new chip)."""
+        snap = self.snapshot
+        if snap is None or snap.report is None or snap.chip != self.chip_config():
+            return []
+        return list(snap.report.ops)
 
     def trace_operation(self, index: int, window: tuple[int, int] = (0, 10**9)) -> Trace:
         """Replay GEMM number `index` of the last step cycle by cycle and return its trace."""
@@ -237,8 +254,9 @@ class TrainingSession(param.Parameterized):
             if not 0 <= index < len(operands) or operands[index] is None:
                 raise ValueError(f"operation {index} of the last step is not a matrix multiply")
             a, b, config = operands[index]
-        if max(config.rows, config.cols) > MAX_ANIMATED_SIDE:
-            raise ValueError(f"arrays up to {MAX_ANIMATED_SIDE}×{MAX_ANIMATED_SIDE} are animated; "
+        if max(config.rows, config.cols) > settings.MAX_ANIMATED_SIDE:
+            side = settings.MAX_ANIMATED_SIDE
+            raise ValueError(f"arrays up to {side}×{side} are animated; "
                              f"this one is {config.rows}×{config.cols} (its numbers are still shown)")
         return gemm(a, b, config, engine="cycle", trace_window=window).trace
 
@@ -259,5 +277,11 @@ class TrainingSession(param.Parameterized):
         with self.lock:
             runner = ChipRunner(self.trainer.chip)
             x = self.trainer.transform(points)
-            out, _ = self.trainer.net.forward(x, runner, int8=self.precision == "int8")
+            out, _ = self.trainer.net.forward(x, runner)  # on an int8 chip the forward GEMMs quantise
         return softmax(out.astype(np.float64))
+
+
+def divergence_message(d) -> Message:
+    """The trainer's Divergence (chipviz.nn.trainer) as a Message the views render."""
+    what = Message(f"dash.what.{d.what}", value=d.value) if d.what == "loss" else Message(f"dash.what.{d.what}")
+    return Message("dash.diverged_detail", step=d.step, what=what, lr=f"{d.lr:g}", kept=d.kept)

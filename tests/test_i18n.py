@@ -7,7 +7,10 @@ import pytest
 from chipviz import i18n
 from chipviz import lessons as L
 from chipviz.app.dashboard import Dashboard
-from chipviz.i18n import STRINGS, Msg, placeholders, t
+from chipviz.i18n import STRINGS, Message, placeholders, render, t
+from chipviz.nn.trainer import Divergence
+from chipviz.session import divergence_message
+from chipviz.settings import parse_query
 from chipviz.app.network_view import describe_pe, describe_placement
 from chipviz.app.pe_array import pe_texts, strip_status
 from chipviz.weight_map import GemmOp, WeightMap
@@ -40,7 +43,7 @@ def test_chinese_is_written_out():
 def test_lookup_formats_and_falls_back_to_english():
     assert t("ctl.width", "zh", i=2) == "第 2 层单元数"
     assert t("ctl.width", "fr", i=2) == "Layer 2 units"
-    assert t("dash.bad_value", "en", key="rows", value="-3", reason="r") == "rows=-3 was ignored: r; the default was kept."
+    assert t("url.bad_value", "en", key="rows", value="-3", reason="r") == "rows=-3 was ignored: r; the default was kept."
 
 
 def test_lesson_words_come_from_the_one_table():
@@ -48,26 +51,32 @@ def test_lesson_words_come_from_the_one_table():
     assert L.ui("zh", "next") == t("lesson.next", "zh")
 
 
-def test_messages_can_be_said_again_in_the_other_language():
-    names = [Msg("param.width1", "en"), Msg("param.seed", "en")]
-    m = Msg("dash.reset_notice", "en", names=names)
-    assert m == "The network was reset because layer 1 units, seed changed."
-    zh = i18n.relabel(m, "zh")
-    assert zh == "第 1 层单元数、随机种子已改变，网络已重置。" and i18n.relabel(zh, "en") == m
-    assert i18n.relabel("plain text", "zh") == "plain text"
-    notice = i18n.url_notice("rows=-3 was ignored: must be a whole number from 1 to 256; the default was kept.", "zh")
-    assert notice == "rows=-3 已忽略：必须是 1 到 256 之间的整数；保留了默认值。"
-    assert i18n.relabel(notice, "en") == "rows=-3 was ignored: must be a whole number from 1 to 256; the default was kept."
+def test_messages_are_data_rendered_in_each_language():
+    m = Message("dash.reset_notice", names=[Message("param.width1"), Message("param.seed")])
+    assert str(m) == m.render("en") == "The network was reset because layer 1 units, seed changed."
+    assert m.render("zh") == "第 1 层单元数、随机种子已改变，网络已重置。"
+    assert m == Message("dash.reset_notice", names=[Message("param.width1"), Message("param.seed")])
+    assert render("plain text", "zh") == "plain text"
+    with pytest.raises(KeyError):
+        Message("no.such.key")
+
+
+def test_link_notices_are_messages_in_either_language():
+    link = parse_query({"rows": "-3", "bogus": "1"})
+    bad, unknown = link.notices
+    assert bad.render("en") == "rows=-3 was ignored: must be a whole number from 1 to 256; the default was kept."
+    assert bad.render("zh") == "rows=-3 已忽略：必须是 1 到 256 之间的整数；保留了默认值。"
+    assert unknown.render("zh") == "链接中的未知设置“bogus”已忽略。"
 
 
 def test_divergence_message_is_translated():
-    detail = ("Training diverged at step 12: the loss became nan (learning rate 10 is probably too high). "
-              "The weights of step 11 were kept.")
-    assert i18n.diverged(detail, "en") == detail
-    assert i18n.diverged(detail, "zh") == "训练在第 12 步发散：损失变成了 nan（学习率 10 可能太高）。保留了第 11 步的权重。"
-    odd = "Something else went wrong."
-    assert i18n.diverged(odd, "en") == odd
-    assert i18n.diverged(odd, "zh") == "训练发散了：Something else went wrong."
+    d = Divergence(step=12, what="loss", value=float("nan"), lr=10.0, kept=11)
+    m = divergence_message(d)
+    assert m.render("en") == str(d) == ("Training diverged at step 12: the loss became nan (learning rate 10 is "
+                                         "probably too high). The weights of step 11 were kept.")
+    assert m.render("zh") == "训练在第 12 步发散：损失变成了 nan（学习率 10 可能太高）。保留了第 11 步的权重。"
+    w = divergence_message(Divergence(step=3, what="gradient", value=None, lr=0.5, kept=2))
+    assert w.render("en").startswith("Training diverged at step 3: a gradient became NaN or infinite")
 
 
 @pytest.mark.parametrize("dataflow", ["ws", "os", "is"])
@@ -214,7 +223,7 @@ def test_bad_language_in_the_link_gives_a_notice_and_stays_english():
     d = Dashboard(query={"lang": "xx"})
     try:
         assert d.lang == "en" and d.controls.widgets["dataset"].label == "Dataset"
-        assert any("lang=xx" in n for n in d.notices) and d.alert.visible
+        assert any("lang=xx" in str(n) for n in d.notices) and d.alert.visible
         assert "lang=xx was ignored" in d.alert.object
         d.lang = "zh"
         assert "lang=xx 已忽略" in d.alert.object
@@ -244,7 +253,7 @@ def test_divergence_is_shown_in_the_language_with_the_english_in_the_log(dash, c
             dash.session.step()
             if dash.session.diverged:
                 break
-    assert dash.session.diverged.startswith("Training diverged")
+    assert str(dash.session.diverged).startswith("Training diverged")
     assert dash.diverged_alert.visible and "训练在第" in dash.diverged_alert.object
     assert "请降低学习率" in dash.diverged_alert.object and dash.diverged_reset.label == "重置网络"
     assert any("Training diverged" in r.getMessage() for r in caplog.records)

@@ -57,9 +57,8 @@ def oracle_trainer(settings_key: tuple, steps: int, keep: bool = False) -> Train
     s = dict(settings_key)
     hidden = (s["width1"], s["width2"], s["width3"], s["width4"])[: s["hidden_layers"]]
     ts = TrainSettings(dataset=s["dataset"], hidden=hidden, activation=s["activation"], optimizer=s["optimizer"],
-                       lr=s["lr"], batch_size=s["batch_size"], seed=s["seed"], precision=s["precision"],
-                       noise=s["noise"])
-    trainer = Trainer(ts, oracle_chip(s), keep_operands=keep)
+                       lr=s["lr"], batch_size=s["batch_size"], seed=s["seed"], noise=s["noise"])
+    trainer = Trainer(ts, oracle_chip(s).with_(precision=s["precision"]), keep_operands=keep)
     for _ in range(steps):
         try:
             trainer.step()
@@ -388,8 +387,8 @@ def test_guard_lesson_7_training_really_diverges_and_lesson_9_accuracy(en):
     q = _question(en, 9, 4).question
     accuracy = {}
     for precision in ("fp32", "int8"):
-        t = Trainer(TrainSettings(dataset="digits", hidden=(32,), optimizer="adam", lr=0.01, precision=precision),
-                    ChipConfig())
+        t = Trainer(TrainSettings(dataset="digits", hidden=(32,), optimizer="adam", lr=0.01),
+                    ChipConfig(precision=precision))
         for _ in range(300):
             t.step()
         accuracy[precision] = 100 * t.evaluate("test")[1]
@@ -456,7 +455,7 @@ def test_apply_step_reports_a_missing_op_and_a_clamped_cycle(tmp_path):
     session = TrainingSession()
     applied = L.apply_step(lesson.steps[0], session, lesson)
     assert len(applied.notices) == 2
-    assert "layer 3" in applied.notices[0]
+    assert "layer 3" in str(applied.notices[0])
     assert applied.cycle == session.operations()[applied.op].stats.cycles - 1
 
 
@@ -657,12 +656,13 @@ def test_lesson_state_from_query_bad_values():
         {"lesson": "42", "step": "x", "lang": "fr", "hide": "lr,wings", "lock": ["rows"]}, LESSONS)
     assert values == {"hide": ["lr"], "lock": ["rows"]}
     assert len(notices) == 4
-    assert any("lang=fr" in n for n in notices) and any("lesson=42" in n for n in notices)
-    assert any("step=x" in n for n in notices) and any("wings" in n for n in notices)
+    shown = [str(n) for n in notices]  # Messages, shown in English here
+    assert any("lang=fr" in n for n in shown) and any("lesson=42" in n for n in shown)
+    assert any("step=x" in n for n in shown) and any("wings" in n for n in shown)
     values, notices = L.lesson_state_from_query({"lesson": "2", "step": "99"}, LESSONS)
-    assert values == {"lesson": 2} and "lesson 2 has steps 1 to" in notices[0]
+    assert values == {"lesson": 2} and "lesson 2 has steps 1 to" in str(notices[0])
     values, notices = L.lesson_state_from_query({"lang": "zh", "lesson": "0"}, LESSONS)
-    assert values == {"lang": "zh"} and "已忽略" in notices[0]
+    assert values == {"lang": "zh"} and "已忽略" in notices[0].render("zh")
     assert L.lesson_state_from_query({}, LESSONS) == ({}, [])
 
 

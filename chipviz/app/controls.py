@@ -13,7 +13,8 @@ import param
 from .. import server_load
 from .document import on_document, served_document
 from ..i18n import LANGUAGES, STRINGS, t
-from ..session import MAX_ANIMATED_SIDE, PUBLISH_INTERVAL_S, TrainingSession
+from ..session import PUBLISH_INTERVAL_S, TrainingSession
+from ..settings import MAX_ANIMATED_SIDE
 
 # preset id -> settings (labels: i18n "preset.<id>")
 PRESETS = {

@@ -11,37 +11,35 @@ from __future__ import annotations
 
 import html
 import logging
-import re
-from urllib.parse import parse_qs
 
 import panel as pn
 import param
 
+from .. import settings
 from ..chip import TraceTooLarge
 from ..chip import trace as chip_trace
+from ..i18n import LANGUAGES, STRINGS, render, t
+from ..nn.phases import PHASE_TABLE
+from ..session import TrainingSession
+from ..settings import MAX_ANIMATED_SIDE
 from . import palette
 from .controls import Controls
 from .document import on_document, release_links, served_document
-from ..i18n import LANGUAGES, STRINGS, Msg, diverged, relabel, t, url_notice
 from .lesson_view import LessonView
-from ..lessons import LESSON_KEYS, notice
 from .network_view import NetworkView
 from .pe_array import PEArrayView, pe_texts
 from .plots import LivePlots
-from ..session import MAX_ANIMATED_SIDE, TrainingSession
-from ..settings import KEYS, parse_query, to_query
 
 log = logging.getLogger(__name__)
 
 TRACE_BUDGET = 64 * 2**20  # per session: bounded memory for the animated GEMM
-PHASE_SHORT = {"forward": "forward", "backward_data": "backward", "backward_weights": "backward",
-               "update": "update"}
-# what the GEMM dimensions mean, per phase (i18n "dash.dim.<word>")
-LABELS = {"forward": {"M": "batch", "K": "inputs", "N": "units"},
-          "backward_data": {"M": "batch", "K": "units", "N": "inputs"},
-          "backward_weights": {"M": "inputs", "K": "batch", "N": "units"}}
-RESET_NOTICE = re.compile(r"^The network was reset because (?P<names>.*) changed\.$")
-VIEW_KEYS = {"op": param.Integer(default=0, bounds=(0, 64)), "fps": param.Integer(default=8, bounds=(1, 60))}
+
+
+def served_query() -> dict[str, str]:
+    """The query of the link that opened this page (empty outside a served page)."""
+    if served_document() is None:
+        return {}
+    return {k: (v[-1] if v else b"").decode("utf-8", "replace") for k, v in pn.state.session_args.items()}
 
 
 class Dashboard(pn.viewable.Viewer):
@@ -54,12 +52,22 @@ class Dashboard(pn.viewable.Viewer):
                           doc="language of the whole interface (the lesson panel's too); URL key lang")
 
     def __init__(self, session: TrainingSession | None = None, query: dict | None = None, **params):
-        super().__init__(session=session or TrainingSession(), **params)
+        """`query`: a link's query ({key: text}); served, the page's own link. Everything the link
+        sets is in place before any view is built, so the first render already shows it."""
+        link = settings.parse_query(served_query() if query is None else query)
+        if session is None:
+            session = TrainingSession(**link.settings)  # built once, with the link's network
+        else:
+            session.apply(link.settings, announce=False)
+        params.setdefault("lang", link.view.get("lang", "en"))
+        super().__init__(session=session, **params)
         s = self.session
         lang = self.lang
         self._caption_state: tuple | None = None  # what the PE array's caption says, to say it again
+        self._shown: tuple | None = None  # (network, chip) of the step whose GEMM the PE array shows
         self.controls = Controls(session=s, lang=lang)
-        self.pe_array = PEArrayView(fps=8, sizing_mode="stretch_width", min_height=360, texts=pe_texts(lang))
+        self.pe_array = PEArrayView(fps=link.view.get("fps", settings.BY_KEY["fps"].default),
+                                    sizing_mode="stretch_width", min_height=360, texts=pe_texts(lang))
         self.network = NetworkView(session=s, lang=lang)
         self.plots = LivePlots(session=s, lang=lang)
         self.lessons = LessonView(self, apply=False, sync_url=False, lang=lang)
@@ -77,7 +85,8 @@ class Dashboard(pn.viewable.Viewer):
         self.next_button = pn.widgets.Button()
         self.phase_button = pn.widgets.Button()
         self.follow_box = pn.widgets.Checkbox.from_param(self.param.follow)
-        self.op_info = pn.pane.HTML("", sizing_mode="stretch_width")
+        self.op_info = pn.pane.HTML("", sizing_mode="stretch_width")  # its text: <div class="chipviz-op-info">
+        self.network_shape = pn.pane.HTML("", margin=(0, 10))  # <div class="chipviz-network-shape">
         self.alert = pn.pane.Alert("", alert_type="warning", visible=False, sizing_mode="stretch_width")
         self.dismiss = pn.widgets.Button(visible=False)
         self.diverged_alert = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
@@ -103,20 +112,24 @@ class Dashboard(pn.viewable.Viewer):
         s.param.watch(on_document(doc, self._on_snapshot), "snapshot")
         s.param.watch(on_document(doc, self._on_notice), "notice")
         s.param.watch(on_document(doc, self._on_diverged), "diverged")
-        s.param.watch(on_document(doc, lambda *_: self._write_url()), list(KEYS.values()))
+        s.param.watch(on_document(doc, lambda *_: self._write_url()), list(settings.KEYS.values()))
+        s.param.watch(on_document(doc, self._on_chip_setting), list(settings.CHIP))
         self.param.watch(self._show_notices, "notices")
         self.param.watch(self._on_lesson_mode, "lesson_mode")
         self.param.watch(self._on_lang, "lang")
         self.lang_switch.param.watch(lambda e: setattr(self, "lang", e.new), "value")
         self.lessons.param.watch(lambda e: setattr(self, "lang", e.new), "lang")
-        if query:
-            self.apply_query(query)
+        self.notices = list(link.notices)
+        if "op" in link.view:
+            self.op = link.view["op"]
+        if link.lesson:
+            self.open_lesson_link(link.lesson)
         if not self.session.operations():
             self.session.step()  # one step at start, so the chip has a GEMM to show right away
-        self._refresh_ops(load=True)
-        self._show_notices()
-        if pn.state.curdoc is not None:
-            pn.state.onload(self._read_url)
+        self._show_network()
+        if doc is not None:
+            doc.title = self.page_title()
+            pn.state.onload(self._write_url)
             pn.state.on_session_destroyed(self._on_destroyed)
 
     # ----- language -----
@@ -132,7 +145,7 @@ class Dashboard(pn.viewable.Viewer):
         self.plots.lang = lang
         self.pe_array.texts = pe_texts(lang)
         self._relabel()
-        self.notices = [relabel(n, lang) for n in self.notices]
+        self._show_notices()
         self._on_diverged()
         ops = self.session.operations()
         if 0 <= self.op < len(ops) and ops[self.op].is_gemm:
@@ -174,8 +187,11 @@ class Dashboard(pn.viewable.Viewer):
         return self.tr(f"phase.{phase}") if f"phase.{phase}" in STRINGS else phase
 
     def _dim_labels(self, phase: str) -> dict | None:
-        words = LABELS.get(phase)
-        return {dim: self.tr(f"dash.dim.{word}") for dim, word in words.items()} if words else None
+        """What M, K and N count in this phase's GEMM (the phase table says; i18n "dash.dim.<word>")."""
+        p = PHASE_TABLE.get(phase)
+        if p is None or not p.is_gemm:
+            return None
+        return {dim: self.tr(f"dash.dim.{word}") for dim, word in (("M", p.m), ("K", p.k), ("N", p.n))}
 
     def _caption_text(self) -> str:
         state = self._caption_state
@@ -183,47 +199,41 @@ class Dashboard(pn.viewable.Viewer):
             return self.tr("dash.too_large", rows=state[1], cols=state[2], max=MAX_ANIMATED_SIDE)
         if state[0] == "error":
             return self.tr("dash.trace_error", error=state[1])
+        if state[0] == "no_step":
+            s = self.session
+            words = dict(step=self.tr("ctl.step"), train=self.tr("ctl.train").lstrip("▶ "))
+            snap = s.snapshot
+            if snap is not None and snap.report is not None:  # a step ran, on another chip
+                return self.tr("dash.chip_changed", rows=s.rows, cols=s.cols, dataflow=s.dataflow,
+                               precision=s.precision, **words)
+            return self.tr("dash.no_step", **words)
         _, layer, phase, name = state
-        return self.tr("dash.caption", layer=layer, phase=self.tr(f"direction.{PHASE_SHORT[phase]}"), name=name)
+        return self.tr("dash.caption", layer=layer, phase=self.tr(f"direction.{PHASE_TABLE[phase].direction}"), name=name)
 
     # ----- URL -----
-    def apply_query(self, query: dict) -> None:
-        """Apply a URL query's valid settings; every invalid one becomes a visible notice.
+    def open_lesson_link(self, lesson_part: dict) -> None:
+        """A link's lesson keys (lesson, step, hide, lock): lesson mode at that step, in the page's language."""
+        self.lessons.apply_query({**lesson_part, "lang": self.lang})  # its notices join ours
+        self.lesson_panel.visible = True
+        with param.parameterized.discard_events(self):
+            self.lesson_mode = True
 
-        lang sets the language of the whole interface. The other lesson keys (lesson, step,
-        hide, lock) open lesson mode at that step.
-        """
-        lang_notices = []
-        if "lang" in query:
-            raw = query["lang"]
-            raw = raw[-1] if isinstance(raw, (list, tuple)) and raw else raw
-            raw = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
-            if raw.strip() in LANGUAGES:
-                self.lang = raw.strip()
-            else:
-                lang_notices.append(notice(self.lang, "unknown_lang", value=raw.strip()[:20],
-                                           allowed=", ".join(LANGUAGES)))
-        lesson_part = {k: v for k, v in query.items() if k in LESSON_KEYS and k != "lang"}
-        if lesson_part:
-            lesson_part["lang"] = self.lang  # so that the lesson's own notices speak the same language
-        query = {k: v for k, v in query.items() if k not in LESSON_KEYS}
-        good, notices = parse_query(query, self.session, extra=VIEW_KEYS)
-        notices = lang_notices + [url_notice(n, self.lang) for n in notices]
-        view = {k: good.pop(k) for k in list(good) if k in VIEW_KEYS}
-        if good:
-            with param.parameterized.discard_events(self.session):
-                self.session.param.update(**good)
-            self.session.build()
-        if "op" in view:
-            self.op = view["op"]
-        if "fps" in view and hasattr(self, "pe_array"):
-            self.pe_array.fps = view["fps"]
-        self.notices = self.notices + notices
-        if lesson_part:
-            self.lessons.apply_query(lesson_part)  # its own notices join ours
-            self.lesson_panel.visible = True
-            with param.parameterized.discard_events(self):
-                self.lesson_mode = True
+    def apply_query(self, query: dict) -> None:
+        """Apply a link's query to this page: the same path as opening the page with it."""
+        link = settings.parse_query(query)
+        if "lang" in link.view:
+            self.lang = link.view["lang"]
+        self.session.apply(link.settings, announce=False)
+        if "fps" in link.view:
+            self.pe_array.fps = link.view["fps"]
+        if "op" in link.view:
+            self.op = link.view["op"]
+        self.notices = self.notices + link.notices
+        if link.lesson:
+            self.open_lesson_link(link.lesson)
+        if not self.session.operations():
+            self.session.step()
+        self._show_network(force=True)
 
     def _on_lesson_mode(self, event):
         """Opening lesson mode starts the lesson shown; leaving it gives every control back."""
@@ -243,65 +253,66 @@ class Dashboard(pn.viewable.Viewer):
             except ValueError:
                 pass
 
-    def _read_url(self):
-        location = pn.state.location
-        if location is None:
-            return
-        # the raw text: Panel's query_params would already have turned "-3" into -3.0
-        query = {k: v[-1] for k, v in parse_qs((location.search or "").lstrip("?"), keep_blank_values=True).items()}
-        if query:
-            self.apply_query(query)
-            self._refresh_ops(load=True)
-        if pn.state.curdoc is not None:
-            pn.state.curdoc.title = self.page_title()  # the browser tab's title, in the page's language
-        self._write_url()
+    def query(self) -> dict[str, str]:
+        """The link of what this page shows: every setting, the view, and the lesson position."""
+        view = {"op": self.op, "fps": self.pe_array.fps, "lang": self.lang}
+        lesson = self.lessons.query() if self.lesson_mode else {}
+        return settings.to_query(self.session.values(), view, lesson)
 
-    def _write_url(self):
+    def _write_url(self, *_):
         location = pn.state.location
-        if location is not None and pn.state.curdoc is not None:
-            extra = {"op": self.op, "fps": self.pe_array.fps, "lang": self.lang}
-            if self.lesson_mode:
-                extra |= self.lessons.query()
-            location.update_query(**to_query(self.session, extra))
+        if location is not None and served_document() is not None:
+            from urllib.parse import urlencode
+
+            search = "?" + urlencode(self.query())  # only known keys: an unknown one is not carried on
+            if location.search != search:
+                location.search = search
 
     # ----- notices -----
     def _on_notice(self, event):
-        if event.new:
-            self.notices = self.notices + [self._session_notice(event.new)]
-
-    def _session_notice(self, text: str):
-        """The session's notice (English) as a Msg, so it follows the language."""
-        match = RESET_NOTICE.match(text)
-        if not match:
-            return text
-        names = [Msg(f"param.{n}", self.lang) if f"param.{n}" in STRINGS else n
-                 for n in match["names"].split(", ")]
-        return Msg("dash.reset_notice", self.lang, names=names)
+        if event.new is not None:
+            self.notices = self.notices + [event.new]
 
     def _show_notices(self, *_):
         # escaped: notices quote values from the URL, which anyone can write
-        text = "\n".join(f"- {html.escape(n)}" for n in self.notices[-5:])
+        text = "\n".join(f"- {html.escape(render(n, self.lang))}" for n in self.notices[-5:])
         self.alert.object = text
         self.alert.visible = self.dismiss.visible = bool(self.notices)
 
     def _dismiss(self):
         self.notices = []
-        self.session.notice = ""
+        self.session.notice = None
 
     def _on_diverged(self, event=None):
         detail = self.session.diverged
-        if event is not None and detail:
-            log.warning("session diverged: %s", detail)  # the trainer's own words, in the log
-        text = self.tr("dash.diverged", detail=diverged(detail, self.lang)) if detail else ""
+        if event is not None and detail is not None:
+            log.warning("session diverged: %s", detail)  # in English, in the log
+        text = self.tr("dash.diverged", detail=render(detail, self.lang)) if detail is not None else ""
         self.diverged_alert.object = text
-        self.diverged_alert.visible = self.diverged_reset.visible = bool(detail)
+        self.diverged_alert.visible = self.diverged_reset.visible = detail is not None
 
     # ----- which GEMM is animated -----
     def _gemm_ops(self) -> list[int]:
         return [i for i, op in enumerate(self.session.operations()) if op.is_gemm]
 
     def _on_snapshot(self, _):
-        self._refresh_ops(load=False)
+        self._show_network()
+
+    def _show_network(self, force: bool = False) -> None:
+        """The op list and the PE array follow the session's network: a new network's GEMM (or
+        the "press step" state until it has run one), never the old network's trace."""
+        snap = self.session.snapshot
+        shape = " → ".join(map(str, snap.layer_sizes)) if snap else ""
+        self.network_shape.object = f"<div class='chipviz-network-shape'><b>{shape}</b></div>"
+        key = (snap.network, snap.chip) if snap is not None else None
+        new = force or key != self._shown
+        self._shown = key
+        self._refresh_ops(load=new)
+
+    def _on_chip_setting(self, *_):
+        """A chip setting changed: the last step ran on another chip, so show its GEMMs no more."""
+        if not self.session.running:
+            self._show_network(force=True)
 
     def _refresh_ops(self, load: bool) -> None:
         ops = self.session.operations()
@@ -315,8 +326,12 @@ class Dashboard(pn.viewable.Viewer):
             self.op_select.options = options
         gemms = list(options.values())
         if not gemms:
-            words = self.tr("dash.no_step", step=self.tr("ctl.step"), train=self.tr("ctl.train").lstrip("▶ "))
-            self.op_info.object = f"<i>{words}</i>"
+            self._caption_state = ("no_step",)
+            self.op_info.object = f"<div class='chipviz-op-info'><i>{self._caption_text()}</i></div>"
+            if load:
+                side = max(self.session.rows, self.session.cols) <= MAX_ANIMATED_SIDE
+                self.pe_array.clear(caption=self._caption_text(), rows=self.session.rows if side else None,
+                                    cols=self.session.cols if side else None)
             return
         if self.op not in gemms:
             self.op = gemms[0]
@@ -338,8 +353,9 @@ class Dashboard(pn.viewable.Viewer):
         gemms = self._gemm_ops()
         if not gemms:
             return
-        current = PHASE_SHORT[ops[self.op].phase] if self.op < len(ops) else None
-        later = [i for i in gemms if i > self.op and PHASE_SHORT[ops[i].phase] != current]
+        direction = {i: PHASE_TABLE[ops[i].phase].direction for i in gemms}
+        current = direction.get(self.op)
+        later = [i for i in gemms if i > self.op and direction[i] != current]
         self._load_op(later[0] if later else gemms[0])
 
     def _on_animation_end(self, event):
@@ -354,6 +370,8 @@ class Dashboard(pn.viewable.Viewer):
             return
         op = ops[index]
         self.op = index
+        snap = self.session.snapshot
+        self._shown = (snap.network, snap.chip)  # this step's GEMM is shown now
         self.op_select.value = index
         self.network.current_op = index
         self.plots.highlight_op = index
@@ -383,7 +401,7 @@ class Dashboard(pn.viewable.Viewer):
         words = self.tr("dash.op_info", layer=op.layer, phase=self._phase(op.phase), name=op.name, step=snap.step,
                         folds=st.folds, cycles=f"{st.cycles:,}", util=f"{st.utilization:.1%}",
                         mapping=f"{st.mapping_efficiency:.1%}", energy=f"{st.energy_pj['total'] / 1e3:,.1f}")
-        self.op_info.object = f"<b style='color:{color}'>{words}"
+        self.op_info.object = f"<div class='chipviz-op-info'><b style='color:{color}'>{words}</div>"
 
     def _on_pe_selected(self, event):
         self.network.selected_pe = event.new
@@ -437,7 +455,7 @@ class Dashboard(pn.viewable.Viewer):
             self.pe_array, sizing_mode="stretch_width")
         # the two cards sit side by side when there is room and stack when there is not (lesson mode)
         self.pe_card.objects = [animation]
-        self.network_card.objects = [self.network]
+        self.network_card.objects = [self.network_shape, self.network]
         cards = pn.FlexBox(self.pe_card, self.network_card, flex_wrap="wrap", sizing_mode="stretch_width")
         top = pn.Row(self.lesson_panel, cards, sizing_mode="stretch_width")
         return pn.Column(pn.Row(self.alert, self.dismiss), pn.Row(self.diverged_alert, self.diverged_reset),

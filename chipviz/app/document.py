@@ -1,14 +1,18 @@
-"""Edits to a served page from other threads go through the page's own thread.
+"""Edits to a served page from other threads go through the page's own thread: one mechanism.
 
 A session trains in a worker thread, and a param watcher runs in the thread that set the
 parameter. Panel's guidance is to edit a served page's models on its document's event loop,
 with that document current; from another thread, a watcher's edits would interleave with the
-page's own callbacks. `on_document(doc, fn)` wraps a watcher so that, once the page is served,
-a call from another thread runs on the document's next tick (and a call on the document's own
-thread runs at once). The live plots and the network view schedule their redraws the same way.
+page's own callbacks.
+
+- `on_document(doc, fn)` wraps a watcher so that, once the page is served, every call runs on
+  the document's thread (`pn.state.execute`); unserved (tests, notebooks) it runs at once.
+- `Redraw(fn, document)` is the same for a view's redraw, coalesced: requests that arrive
+  before the queued one runs are one redraw (of the latest state), run under `pn.io.hold()`.
 """
 from __future__ import annotations
 
+import threading
 from functools import partial, wraps
 
 import panel as pn
@@ -32,6 +36,42 @@ def on_document(doc, fn):
             pn.state.execute(partial(fn, *args, **kwargs))
 
     return run
+
+
+class Redraw:
+    """`fn` run on its page's thread, coalesced: call the Redraw as often as state changes.
+
+    `document()` gives the view's document (or None): unserved, `fn` runs at once; served, one
+    run is queued on the document's thread and later calls before it runs add nothing.
+    """
+
+    def __init__(self, fn, document):
+        self._fn, self._document = fn, document
+        self._lock = threading.Lock()
+        self._queued = False
+
+    def __call__(self, *_events) -> None:
+        doc = self._document()
+        if doc is None or doc.session_context is None:
+            self._fn()
+            return
+        with self._lock:
+            if self._queued:
+                return  # the queued run draws the latest state anyway
+            self._queued = True
+        try:
+            with set_curdoc(doc):
+                pn.state.execute(self._run)
+        except Exception:
+            with self._lock:
+                self._queued = False
+            raise
+
+    def _run(self) -> None:
+        with self._lock:
+            self._queued = False
+        with pn.io.hold():
+            self._fn()
 
 
 def release_links(*viewables) -> None:

@@ -157,7 +157,7 @@ class LessonView(pn.viewable.Viewer):
         d = self.dashboard
         before = list(getattr(d, "notices", []))
         try:
-            applied = L.apply_step(step, d.session, lesson, self.link_hide, self.link_lock, lang=self.lang)
+            applied = L.apply_step(step, d.session, lesson, self.link_hide, self.link_lock)
         except ValueError as exc:  # a lesson that does not fit this app: say so, keep going
             self.error.object = str(exc)
             self.error.visible = True

@@ -1,0 +1,337 @@
+"""Measures: every number a lesson states or checks, asked of the simulator (a GEMM on the
+chip, the same cycle by cycle, a training run, or the chip itself) and formatted as a lesson
+shows it. A Query names one measurement fully; measure_value answers it (cached).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Callable
+
+import numpy as np
+
+from ..chip import Mapping, analyze, gemm
+from ..chip import trace as chip_trace
+from .. import i18n
+from ..nn.phases import FORWARD, PHASE_TABLE
+from ..nn.trainer import Diverged, Trainer
+from .common import _key, chip_config, train_settings, ui
+
+MAX_TRAIN_STEPS = 5000
+MAX_TRACE_SIDE = 64
+# A lesson names a GEMM of the training step as L<layer>.<what>: "forward", or what the backward
+# GEMM computes ("dX", "dW"), as the phase table (chipviz.nn.phases) says.
+OP_PHASE = {("forward" if p.id == FORWARD.id else p.c): p for p in PHASE_TABLE.values() if p.is_gemm}
+OP_REF = re.compile(rf"^L([1-9])\.({'|'.join(OP_PHASE)})$")
+
+
+@dataclass(frozen=True)
+class Measure:
+    name: str
+    kind: str  # gemm: a GEMM on the chip; trace: the same, cycle by cycle; net: a training run; chip: the chip
+    fmt: str  # int, float, percent, text
+    decimals: int
+    unit_en: str
+    unit_zh: str
+    fn: Callable
+    doc: str
+
+    def unit(self, lang: str) -> str:
+        return self.unit_zh if lang == "zh" else self.unit_en
+
+
+MEASURES: dict[str, Measure] = {}
+
+
+def _measure(name, kind, fmt, decimals, unit_en, unit_zh, doc):
+    def register(fn):
+        MEASURES[name] = Measure(name, kind, fmt, decimals, unit_en, unit_zh, fn, doc)
+        return fn
+    return register
+
+
+def _gemm_measure(name, fmt, decimals, unit_en, unit_zh, doc, get):
+    MEASURES[name] = Measure(name, "gemm", fmt, decimals, unit_en, unit_zh, get, doc)
+
+
+for _name, _fmt, _dec, _ue, _uz, _doc, _get in [
+    ("cycles", "int", 0, "cycles", "个周期", "clock cycles of the GEMM (all folds, stalls included)",
+     lambda s, mp: s.cycles),
+    ("folds", "int", 0, "folds", "次折叠", "folds (tiles run one after another)", lambda s, mp: s.folds),
+    ("row_folds", "int", 0, "row folds", "次行折叠", "folds along the array's rows", lambda s, mp: mp.row_folds),
+    ("col_folds", "int", 0, "column folds", "次列折叠", "folds along the array's columns",
+     lambda s, mp: mp.col_folds),
+    ("cycles_per_fold", "int", 0, "cycles", "个周期", "cycles one fold takes", lambda s, mp: s.cycles_per_fold),
+    ("preload_cycles", "int", 0, "cycles", "个周期", "cycles a fold spends loading the stationary operand",
+     lambda s, mp: mp.preload_cycles),
+    ("stall_cycles", "int", 0, "cycles", "个周期", "cycles the array waits for DRAM", lambda s, mp: s.stall_cycles),
+    ("macs", "int", 0, "MACs", "次乘累加", "multiply-accumulates", lambda s, mp: s.macs),
+    ("utilization", "percent", 1, "", "", "MACs / (cycles × PEs)", lambda s, mp: 100 * s.utilization),
+    ("mapping_efficiency", "percent", 1, "", "", "mean share of PEs a fold maps work to",
+     lambda s, mp: 100 * s.mapping_efficiency),
+    ("energy_nj", "float", 1, "nJ", "nJ", "energy of the GEMM", lambda s, mp: s.energy_pj["total"] / 1e3),
+    ("mac_energy_nj", "float", 1, "nJ", "nJ", "energy of its MACs", lambda s, mp: s.energy_pj["mac"] / 1e3),
+    ("dram_energy_nj", "float", 1, "nJ", "nJ", "energy of its DRAM traffic", lambda s, mp: s.energy_pj["dram"] / 1e3),
+    ("sram_energy_nj", "float", 1, "nJ", "nJ", "energy of its SRAM traffic", lambda s, mp: s.energy_pj["sram"] / 1e3),
+    ("register_energy_nj", "float", 1, "nJ", "nJ", "energy of PE-to-PE hops",
+     lambda s, mp: s.energy_pj["register"] / 1e3),
+    ("dram_energy_share", "percent", 1, "", "", "share of the energy spent on DRAM",
+     lambda s, mp: 100 * s.energy_pj["dram"] / s.energy_pj["total"]),
+    ("mac_energy_share", "percent", 1, "", "", "share of the energy spent on MACs",
+     lambda s, mp: 100 * s.energy_pj["mac"] / s.energy_pj["total"]),
+    ("dram_bytes", "int", 0, "bytes", "字节", "bytes moved to and from DRAM", lambda s, mp: s.dram_bytes),
+    ("sram_reads", "int", 0, "reads", "次读取", "operand reads from SRAM", lambda s, mp: s.sram_reads),
+    ("sram_writes", "int", 0, "writes", "次写入", "output (partial-sum) writes to SRAM", lambda s, mp: s.sram_writes),
+    ("register_hops", "int", 0, "hops", "次传递", "values passed from PE to PE", lambda s, mp: s.register_hops),
+    ("arithmetic_intensity", "float", 2, "MACs/byte", "次乘累加/字节", "MACs per DRAM byte",
+     lambda s, mp: s.arithmetic_intensity),
+    ("attainable_macs_per_cycle", "float", 1, "MACs/cycle", "次乘累加/周期", "the roofline's bound",
+     lambda s, mp: s.attainable_macs_per_cycle),
+    ("achieved_macs_per_cycle", "float", 1, "MACs/cycle", "次乘累加/周期", "MACs per cycle achieved",
+     lambda s, mp: s.achieved_macs_per_cycle),
+    ("time_us", "float", 3, "µs", "微秒", "time at the chip's clock", lambda s, mp: s.seconds * 1e6),
+]:
+    _gemm_measure(_name, _fmt, _dec, _ue, _uz, _doc, _get)
+
+
+MEASURES["bound"] = Measure(
+    "bound", "gemm", "text", 0, "", "", lambda s, mp: "memory" if s.attainable_macs_per_cycle < s.rows * s.cols
+    else "compute", "memory if the roofline caps this GEMM below the array's peak, else compute")
+
+
+@_measure("full_cycles", "trace", "int", 0, "cycles", "个周期", "cycles in which every PE does a MAC")
+def _full_cycles(tr):
+    return int((tr.state == chip_trace.MAC).all(axis=(1, 2)).sum())
+
+
+@_measure("first_mac_cycle", "trace", "int", 0, "", "", "the first cycle (from 0) in which a PE does a MAC")
+def _first_mac(tr):
+    busy = np.flatnonzero((tr.state == chip_trace.MAC).any(axis=(1, 2)))
+    return int(busy[0]) + tr.start if busy.size else -1
+
+
+@_measure("last_output_cycle", "trace", "int", 0, "", "",
+          "the last cycle (from 0) in which an output leaves the array's bottom edge (ws, is)")
+def _last_output(tr):
+    out = np.flatnonzero((tr.bottom_out >= 0).any(axis=1))
+    return int(out[-1]) + tr.start if out.size else -1
+
+
+@_measure("busy_pes_peak", "trace", "int", 0, "PEs", "个处理单元", "most PEs doing a MAC in one cycle")
+def _busy_peak(tr):
+    return int((tr.state == chip_trace.MAC).sum(axis=(1, 2)).max())
+
+
+def _phase_sum(report, phases, column):
+    return sum(report.phases[p][column] for p in phases)
+
+
+for _name, _fmt, _dec, _ue, _uz, _doc, _get in [
+    ("step_cycles", "int", 0, "cycles", "个周期", "cycles of one training step (the last one)",
+     lambda t: t.last.cycles),
+    ("forward_cycles", "int", 0, "cycles", "个周期", "cycles of the step's forward pass (with the loss)",
+     lambda t: _phase_sum(t.last, ("forward",), "cycles")),
+    ("backward_cycles", "int", 0, "cycles", "个周期", "cycles of the step's backward pass",
+     lambda t: _phase_sum(t.last, ("backward_data", "backward_weights"), "cycles")),
+    ("update_cycles", "int", 0, "cycles", "个周期", "cycles of the optimizer's update",
+     lambda t: _phase_sum(t.last, ("update",), "cycles")),
+    ("step_macs", "int", 0, "MACs", "次乘累加", "MACs of one training step", lambda t: _phase_sum(
+        t.last, ("forward", "backward_data", "backward_weights", "update"), "macs")),
+    ("step_energy_uj", "float", 2, "µJ", "µJ", "energy of one training step", lambda t: t.last.energy_pj / 1e6),
+    ("step_time_us", "float", 2, "µs", "微秒", "time of one training step at the chip's clock",
+     lambda t: _phase_sum(t.last, ("forward", "backward_data", "backward_weights", "update"), "seconds") * 1e6),
+    ("step_power_w", "float", 2, "W", "W", "mean power during a training step: its energy / its time",
+     lambda t: t.last.energy_pj * 1e-12 / _phase_sum(t.last, ("forward", "backward_data", "backward_weights",
+                                                                "update"), "seconds")),
+    ("gemm_count", "int", 0, "GEMMs", "个矩阵乘法", "matrix multiplies in one training step",
+     lambda t: sum(op.is_gemm for op in t.last.ops)),
+    ("params", "int", 0, "parameters", "个参数", "weights and biases of the network",
+     lambda t: int(sum(p.size for p in t.net.params))),
+    ("test_accuracy", "percent", 1, "", "", "accuracy on the test split", lambda t: 100 * t.evaluate("test")[1]),
+    ("test_loss", "float", 3, "", "", "loss on the test split", lambda t: t.evaluate("test")[0]),
+    ("train_loss", "float", 3, "", "", "loss of the last training batch", lambda t: t.last.loss),
+]:
+    MEASURES[_name] = Measure(_name, "net", _fmt, _dec, _ue, _uz, _get, _doc)
+
+MEASURES["diverged"] = Measure("diverged", "net", "text", 0, "", "", lambda t: "yes" if t.diverged else "no",
+                               "whether training diverged (yes/no)")
+MEASURES["diverged_at"] = Measure("diverged_at", "net", "int", 0, "", "",
+                                  lambda t: t.step_count + 1 if t.diverged else 0,
+                                  "the step at which training diverged (0: it did not)")
+
+for _name, _fmt, _dec, _ue, _uz, _doc, _get in [
+    ("pes", "int", 0, "PEs", "个处理单元", "processing elements of the array", lambda c: c.pes),
+    ("peak_tops", "float", 1, "TOPS", "TOPS", "peak tera-operations per second (a MAC is 2 operations)",
+     lambda c: 2 * c.pes * c.clock_mhz * 1e6 / 1e12),
+    ("peak_gmacs", "float", 1, "GMAC/s", "GMAC/s", "peak MACs per second, in billions",
+     lambda c: c.pes * c.clock_mhz * 1e6 / 1e9),
+    ("dram_gbs", "float", 1, "GB/s", "GB/s", "DRAM bandwidth", lambda c: c.dram_bytes_per_cycle * c.clock_mhz / 1e3),
+    ("ridge_intensity", "float", 1, "MACs/byte", "次乘累加/字节",
+     "arithmetic intensity where the roofline bends: PEs / DRAM bytes per cycle",
+     lambda c: c.pes / c.dram_bytes_per_cycle),
+    ("mac_pj", "float", 1, "pJ", "pJ", "energy of one MAC in the chosen precision",
+     lambda c: c.energy.mac_pj(c.precision)),
+    ("dram_pj_per_byte", "float", 1, "pJ", "pJ", "energy to move one byte from DRAM",
+     lambda c: c.energy.dram_pj_per_byte),
+    ("sram_pj_per_byte", "float", 2, "pJ", "pJ", "energy to move one byte from SRAM",
+     lambda c: c.energy.sram_pj_per_byte),
+    ("register_pj_per_byte", "float", 2, "pJ", "pJ", "energy to pass one byte to the next PE",
+     lambda c: c.energy.register_pj_per_byte),
+    ("operand_bytes", "int", 0, "bytes", "字节", "bytes per operand in the chosen precision",
+     lambda c: c.spec.operand_bytes),
+    ("dram_word_macs", "float", 0, "MACs", "次乘累加",
+     "energy of fetching one operand from DRAM, counted in MACs of the same precision",
+     lambda c: c.spec.operand_bytes * c.energy.dram_pj_per_byte / c.energy.mac_pj(c.precision)),
+    ("sram_word_macs", "float", 1, "MACs", "次乘累加",
+     "energy of fetching one operand from SRAM, counted in MACs of the same precision",
+     lambda c: c.spec.operand_bytes * c.energy.sram_pj_per_byte / c.energy.mac_pj(c.precision)),
+]:
+    MEASURES[_name] = Measure(_name, "chip", _fmt, _dec, _ue, _uz, _get, _doc)
+
+TEXT_VALUES = {"yes", "no", "memory", "compute"}
+TEXT_MEASURES = {"diverged": ("yes", "no"), "bound": ("memory", "compute")}
+
+
+@dataclass(frozen=True)
+class Query:
+    """One measurement: a measure of the chip, a GEMM on it, or a training run, fully specified."""
+
+    measure: str
+    settings: tuple  # sorted (parameter, value) pairs
+    gemm: tuple[int, int, int] | None = None
+    op: str | None = None
+    steps: int = 1
+
+    def with_changes(self, changes: dict) -> "Query":
+        settings = dict(self.settings)
+        gemm_dims = list(self.gemm) if self.gemm else None
+        steps, op, measure = self.steps, self.op, self.measure
+        for key, value in changes.items():
+            if key in ("m", "k", "n"):
+                if gemm_dims is None:
+                    raise ValueError(f"{key} changes a GEMM dimension, but this measure has no m, k, n")
+                gemm_dims["mkn".index(key)] = value
+            elif key == "steps":
+                steps = value
+            elif key == "op":
+                op = value
+            elif key == "measure":
+                measure = value
+            else:
+                settings[key] = value
+        return Query(measure, _key(settings), tuple(gemm_dims) if gemm_dims else None, op, steps)
+
+
+def measure_value(query: Query):
+    """The simulator's value for `query` (cached: the same question asks the same thing)."""
+    return _measure_value(query)
+
+
+@lru_cache(maxsize=1024)
+def _measure_value(query: Query):
+    m = MEASURES[query.measure]
+    settings = dict(query.settings)
+    if m.kind == "chip":
+        return m.fn(chip_config(settings).with_(precision=settings["precision"]))
+    if m.kind == "net":
+        return m.fn(trained(query.settings, query.steps))
+    stats, mapping, operands = _gemm_of(query, settings, traced=m.kind == "trace")
+    if m.kind == "gemm":
+        return m.fn(stats, mapping)
+    a, b, config = operands
+    if max(config.rows, config.cols) > MAX_TRACE_SIDE or stats.cycles > 20_000:
+        raise ValueError(f"{query.measure} runs the GEMM cycle by cycle: arrays up to {MAX_TRACE_SIDE}×"
+                         f"{MAX_TRACE_SIDE} and 20,000 cycles")
+    result = gemm(a, b, config, engine="cycle", trace_window=(0, stats.cycles))
+    return m.fn(result.trace)
+
+
+def _gemm_of(query: Query, settings: dict, traced: bool):
+    """(stats, mapping, operands or None) of the query's GEMM: a given shape, or a network op."""
+    if query.gemm:
+        m, k, n = query.gemm
+        config = chip_config(settings).with_(precision=settings["precision"])
+        stats = analyze(m, k, n, config)
+        operands = None
+        if traced:
+            rng = np.random.default_rng(0)
+            if config.precision == "int8":
+                a, b = rng.integers(-8, 8, (m, k)).astype(np.int8), rng.integers(-8, 8, (k, n)).astype(np.int8)
+            else:
+                a, b = rng.random((m, k), np.float32) + 0.5, rng.random((k, n), np.float32) + 0.5
+            operands = (a, b, config)
+        return stats, Mapping.of(m, k, n, config), operands
+    ref = query.op or "L1.forward"
+    trainer = trained(query.settings, query.steps, keep_operands=traced)
+    index = find_op(trainer.last.ops if trainer.last else [], ref)
+    if index is None:
+        raise ValueError(f"this network computes no {ref} (layers 1 to {trainer.net.n_layers}; "
+                         f"layer 1 computes no dX)")
+    stats = trainer.last.ops[index].stats
+    operands = trainer.runner.operands[index] if traced else None
+    config = chip_config(settings)
+    return stats, Mapping.of(stats.m, stats.k, stats.n, config.with_(precision=stats.precision)), operands
+
+
+@lru_cache(maxsize=48)
+def trained(settings: tuple, steps: int, keep_operands: bool = False) -> Trainer:
+    """A fresh network with these settings after `steps` training steps (as apply_step trains it).
+
+    A diverged run stops at its last good step; its `diverged` attribute says so. Shared: do
+    not step it further.
+    """
+    values = dict(settings)
+    values.setdefault("steps_per_second", 1)
+    trainer = Trainer(train_settings(values), chip_config(values), keep_operands=keep_operands)
+    try:
+        for _ in range(steps):
+            trainer.step()
+    except Diverged:
+        pass
+    return trainer
+
+
+def find_op(ops, ref: str) -> int | None:
+    """Index in a step's op list of the GEMM `ref` (e.g. "L2.dX"), or None."""
+    match = OP_REF.match(ref)
+    if not match:
+        return None
+    layer, kind = int(match.group(1)), match.group(2)
+    for i, op in enumerate(ops):
+        if op.is_gemm and op.layer == layer and op.phase == OP_PHASE[kind].id:
+            return i
+    return None
+
+
+def op_label(ref: str):
+    """The GEMM `ref` (e.g. "L2.dX") in words, as a Message: "layer 2 backward dX = dY·Wᵀ"."""
+    match = OP_REF.match(ref)
+    if not match:
+        return ref
+    phase = OP_PHASE[match.group(2)]
+    return i18n.Message("lesson.op_label", layer=int(match.group(1)), direction=i18n.Message(
+        f"direction.{phase.direction}"), name=phase.op)
+
+
+def format_value(measure: str, value, lang: str = "en", digits: int | None = None, unit: bool = True) -> str:
+    """A measured value as a lesson shows it: 1,746 cycles, 58.6%, 4.6 pJ, yes/是."""
+    m = MEASURES[measure]
+    if m.fmt == "text":
+        return ui(lang, value) if value in TEXT_VALUES else str(value)
+    d = m.decimals if digits is None else digits
+    if m.fmt == "int" and digits is None:
+        text = f"{int(value):,}"
+    else:
+        text = f"{float(value):,.{d}f}"
+    if m.fmt == "percent":
+        return text + "%"
+    u = m.unit(lang) if unit else ""
+    if lang != "zh" and u in SINGULAR and float(value) == 1 and (m.fmt == "int" or d == 0):
+        u = SINGULAR[u]
+    return f"{text} {u}" if u else text
+
+
+SINGULAR = {"cycles": "cycle", "folds": "fold", "row folds": "row fold", "column folds": "column fold",
+            "MACs": "MAC", "bytes": "byte", "reads": "read", "writes": "write", "hops": "hop", "PEs": "PE",
+            "GEMMs": "GEMM", "parameters": "parameter"}
