@@ -232,7 +232,8 @@ class TrainingSession(SessionSettings):
     def _publish(self) -> None:
         t = self.trainer
         self.snapshot = Snapshot(
-            network=self.network, chip=self._report_chip, step=t.step_count, epoch=t.epoch, history=t.history.as_arrays(), report=t.last,
+            network=self.network, chip=self._report_chip, step=t.step_count, epoch=t.epoch,
+            history=t.history.as_arrays(), report=t.last,
             weights=tuple(w.copy() for w in t.net.weights), biases=tuple(b.copy() for b in t.net.biases),
             totals={p: dict(v) for p, v in t.totals.items()}, test_loss=self._test[0],
             test_accuracy=self._test[1], trajectory=tuple(self._trajectory), update=t.last_update,

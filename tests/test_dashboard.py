@@ -212,3 +212,70 @@ def test_a_closed_tabs_dashboard_and_session_are_freed():
         gc.collect()
         time.sleep(0.05)
     assert session() is None and dashboard() is None
+
+
+# ----- one state: every view derives from the session's settings -----
+
+SPIRAL = {"dataset": "spiral", "hidden": "2", "w1": "16", "w2": "16", "act": "tanh", "rows": "4", "cols": "6",
+          "dataflow": "os", "hidden_layers": "2"}
+
+
+def test_a_link_sets_every_widget_the_network_and_the_chip_before_the_first_render():
+    d = Dashboard(query=SPIRAL)
+    try:
+        w = d.controls.widgets
+        assert (w["dataset"].value, w["hidden"].value, w["w1"].value, w["w2"].value, w["act"].value) == \
+            ("spiral", 2, 16, 16, "tanh")
+        assert (w["rows"].value, w["cols"].value, w["dataflow"].value) == (4, 6, "os")
+        assert d.session.snapshot.layer_sizes == (2, 16, 16, 2) and "2 → 16 → 16 → 2" in d.network_shape.object
+        op = d.session.operations()[d.op]
+        assert (op.stats.m, op.stats.k, op.stats.n) == (32, 2, 16) and op.stats.dataflow == "os"
+        assert (d.pe_array.rows, d.pe_array.cols) == (4, 6) and d.pe_array.trace.n_cycles == op.stats.cycles
+        assert "32×2 · 2×16" in next(iter(d.op_select.options))
+        assert any("hidden_layers" in str(n) for n in d.notices), "the unknown key is reported"
+        query = d.query()
+        assert "hidden_layers" not in query and query["dataset"] == "spiral" and query["w1"] == "16"
+    finally:
+        d.session.close()
+
+
+def test_a_new_network_never_shows_the_old_networks_trace(dash):
+    old = dash.pe_array.trace
+    dash.controls.widgets["w1"].value = 20  # rebuilds: step 0, no GEMM run yet
+    assert dash.session.snapshot.step == 0 and dash.session.operations() == []
+    assert dash.pe_array.trace is None and dash.pe_array.frames is None
+    assert "One step" in dash.pe_array.caption and "One step" in dash.op_info.object
+    dash.controls.step_button.clicks += 1
+    op = dash.session.operations()[dash.op]
+    assert dash.pe_array.trace is not None and dash.pe_array.trace is not old
+    assert (op.stats.k, op.stats.n) == (64, 20)
+    dash.controls.reset_button.clicks += 1
+    assert dash.pe_array.trace is None and dash.session.snapshot.step == 0
+
+
+def test_a_chip_change_shows_a_press_step_state_then_the_new_chip(dash):
+    dash.controls.widgets["rows"].value = 4
+    assert dash.pe_array.trace is None and dash.session.operations() == []
+    assert "4×8 ws" in dash.pe_array.caption and (dash.pe_array.rows, dash.pe_array.cols) == (4, 8)
+    dash.lang = "zh"
+    assert "芯片已改为 4×8" in dash.pe_array.caption
+    dash.lang = "en"
+    dash.session.step()
+    assert dash.pe_array.trace is not None and dash.pe_array.rows == 4
+    assert dash.session.operations()[dash.op].stats.rows == 4
+
+
+def test_the_caption_follows_the_language(dash):
+    assert dash.pe_array.caption.startswith("layer 1 · forward · Y = X·W")
+    dash.lang = "zh"
+    assert dash.pe_array.caption.startswith("第 1 层 · 前向传播") and "第 1 步" in dash.op_info.object
+    assert dash.pe_array.labels["M"] == "批次"
+    dash.lang = "en"
+    assert dash.pe_array.labels["M"] == "batch"
+
+
+def test_apply_query_later_goes_the_same_way_as_opening_the_link(dash):
+    dash.apply_query(SPIRAL)
+    assert dash.controls.widgets["dataset"].value == "spiral" and dash.session.snapshot.layer_sizes == (2, 16, 16, 2)
+    assert dash.session.operations()[dash.op].stats.dataflow == "os" and dash.pe_array.trace is not None
+    assert dash.session.notice is None, "a link sets up the network on purpose: no reset notice"

@@ -43,7 +43,8 @@ def test_chinese_is_written_out():
 def test_lookup_formats_and_falls_back_to_english():
     assert t("ctl.width", "zh", i=2) == "第 2 层单元数"
     assert t("ctl.width", "fr", i=2) == "Layer 2 units"
-    assert t("url.bad_value", "en", key="rows", value="-3", reason="r") == "rows=-3 was ignored: r; the default was kept."
+    assert t("url.bad_value", "en", key="rows", value="-3", reason="r") == \
+        "rows=-3 was ignored: r; the default was kept."
 
 
 def test_lesson_words_come_from_the_one_table():

@@ -1,7 +1,6 @@
 """Many sessions on one server: fair shares, slower refreshes under load, and only changed data sent."""
 import time
 
-import numpy as np
 import pytest
 
 from chipviz import server_load

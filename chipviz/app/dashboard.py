@@ -18,7 +18,7 @@ import param
 from .. import settings
 from ..chip import TraceTooLarge
 from ..chip import trace as chip_trace
-from ..i18n import LANGUAGES, STRINGS, render, t
+from ..i18n import LANGUAGES, Message, prose, render, t
 from ..nn.phases import PHASE_TABLE
 from ..session import TrainingSession
 from ..settings import MAX_ANIMATED_SIDE
@@ -63,7 +63,7 @@ class Dashboard(pn.viewable.Viewer):
         super().__init__(session=session, **params)
         s = self.session
         lang = self.lang
-        self._caption_state: tuple | None = None  # what the PE array's caption says, to say it again
+        self._caption = None  # what the PE array's caption says (a Message), to say it again in another language
         self._shown: tuple | None = None  # (network, chip) of the step whose GEMM the PE array shows
         self.controls = Controls(session=s, lang=lang)
         self.pe_array = PEArrayView(fps=link.view.get("fps", settings.BY_KEY["fps"].default),
@@ -150,11 +150,10 @@ class Dashboard(pn.viewable.Viewer):
         ops = self.session.operations()
         if 0 <= self.op < len(ops) and ops[self.op].is_gemm:
             self._describe_op(ops[self.op])
+            if self.pe_array.trace is not None:
+                self.pe_array.labels = self._dim_labels(ops[self.op].phase)
         self._refresh_ops(load=False)
-        if self._caption_state is not None:
-            self.pe_array.caption = self._caption_text()
-            if self._caption_state[0] == "op":
-                self.pe_array.labels = self._dim_labels(self._caption_state[2])
+        self.pe_array.caption = self._caption_text()
         doc = served_document()
         if doc is not None:
             doc.title = self.page_title()
@@ -183,9 +182,6 @@ class Dashboard(pn.viewable.Viewer):
     def page_title(self) -> str:
         return f"{self.tr('app.title')} · {self.tr('app.subtitle')}"
 
-    def _phase(self, phase: str) -> str:
-        return self.tr(f"phase.{phase}") if f"phase.{phase}" in STRINGS else phase
-
     def _dim_labels(self, phase: str) -> dict | None:
         """What M, K and N count in this phase's GEMM (the phase table says; i18n "dash.dim.<word>")."""
         p = PHASE_TABLE.get(phase)
@@ -194,21 +190,11 @@ class Dashboard(pn.viewable.Viewer):
         return {dim: self.tr(f"dash.dim.{word}") for dim, word in (("M", p.m), ("K", p.k), ("N", p.n))}
 
     def _caption_text(self) -> str:
-        state = self._caption_state
-        if state[0] == "too_large":
-            return self.tr("dash.too_large", rows=state[1], cols=state[2], max=MAX_ANIMATED_SIDE)
-        if state[0] == "error":
-            return self.tr("dash.trace_error", error=state[1])
-        if state[0] == "no_step":
-            s = self.session
-            words = dict(step=self.tr("ctl.step"), train=self.tr("ctl.train").lstrip("▶ "))
-            snap = s.snapshot
-            if snap is not None and snap.report is not None:  # a step ran, on another chip
-                return self.tr("dash.chip_changed", rows=s.rows, cols=s.cols, dataflow=s.dataflow,
-                               precision=s.precision, **words)
-            return self.tr("dash.no_step", **words)
-        _, layer, phase, name = state
-        return self.tr("dash.caption", layer=layer, phase=self.tr(f"direction.{PHASE_TABLE[phase].direction}"), name=name)
+        return render(self._caption, self.lang) if self._caption is not None else ""
+
+    def _set_caption(self, message) -> None:
+        self._caption = message
+        self.pe_array.caption = self._caption_text()
 
     # ----- URL -----
     def open_lesson_link(self, lesson_part: dict) -> None:
@@ -316,22 +302,19 @@ class Dashboard(pn.viewable.Viewer):
 
     def _refresh_ops(self, load: bool) -> None:
         ops = self.session.operations()
-        options = {}
-        for i, op in enumerate(ops):
-            if op.is_gemm:
-                st = op.stats
-                options[self.tr("dash.op_option", layer=op.layer, phase=self._phase(op.phase), name=op.name,
-                                shape=f"{st.m}×{st.k} · {st.k}×{st.n}")] = i
+        options = {prose.op_option(op).render(self.lang): i for i, op in enumerate(ops) if op.is_gemm}
         if options != self.op_select.options:
             self.op_select.options = options
         gemms = list(options.values())
         if not gemms:
-            self._caption_state = ("no_step",)
-            self.op_info.object = f"<div class='chipviz-op-info'><i>{self._caption_text()}</i></div>"
+            s, snap = self.session, self.session.snapshot
+            why = prose.no_step(s.rows, s.cols, s.dataflow, s.precision, snap is not None and snap.report is not None)
+            self.op_info.object = f"<div class='chipviz-op-info'><i>{why.render(self.lang)}</i></div>"
             if load:
-                side = max(self.session.rows, self.session.cols) <= MAX_ANIMATED_SIDE
-                self.pe_array.clear(caption=self._caption_text(), rows=self.session.rows if side else None,
-                                    cols=self.session.cols if side else None)
+                self._caption = why
+                side = max(s.rows, s.cols) <= MAX_ANIMATED_SIDE
+                self.pe_array.clear(caption=self._caption_text(), rows=s.rows if side else None,
+                                    cols=s.cols if side else None)
             return
         if self.op not in gemms:
             self.op = gemms[0]
@@ -378,29 +361,23 @@ class Dashboard(pn.viewable.Viewer):
         st = op.stats
         self._describe_op(op)
         if max(st.rows, st.cols) > MAX_ANIMATED_SIDE:
-            self._caption_state = ("too_large", st.rows, st.cols)
-            self.pe_array.caption = self._caption_text()
+            self._set_caption(prose.too_large(st.rows, st.cols, MAX_ANIMATED_SIDE))
             return
         window = min(st.cycles, TRACE_BUDGET // chip_trace.bytes_per_cycle(st.rows, st.cols))
         try:
             trace = self.session.trace_operation(index, (0, window))
         except (TraceTooLarge, ValueError) as exc:
-            self._caption_state = ("error", str(exc))
-            self.pe_array.caption = self._caption_text()
+            self._set_caption(Message("dash.trace_error", error=str(exc)))
             return
-        self._caption_state = ("op", op.layer, op.phase, op.name)
+        self._caption = prose.op_caption(op)
         self.pe_array.load_trace(trace, labels=self._dim_labels(op.phase), total_cycles=trace.start + trace.n_cycles,
                                  caption=self._caption_text())
         self._write_url()
 
     def _describe_op(self, op) -> None:
         """The line above the PE array: the GEMM shown and its numbers."""
-        st = op.stats
-        snap = self.session.snapshot
-        color = palette.FORWARD if op.phase == "forward" else palette.BACKWARD
-        words = self.tr("dash.op_info", layer=op.layer, phase=self._phase(op.phase), name=op.name, step=snap.step,
-                        folds=st.folds, cycles=f"{st.cycles:,}", util=f"{st.utilization:.1%}",
-                        mapping=f"{st.mapping_efficiency:.1%}", energy=f"{st.energy_pj['total'] / 1e3:,.1f}")
+        color = palette.DIRECTION_COLORS[PHASE_TABLE[op.phase].direction]
+        words = prose.op_info(op, self.session.snapshot.step).render(self.lang)
         self.op_info.object = f"<div class='chipviz-op-info'><b style='color:{color}'>{words}</div>"
 
     def _on_pe_selected(self, event):

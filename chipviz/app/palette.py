@@ -29,6 +29,8 @@ STATE_LABELS = ("idle", "MAC", "preload", "stall")  # English; the views show i1
 # Direction of a training pass, for captions, curves and badges.
 FORWARD = BLUE
 BACKWARD = VERMILLION
+UPDATE = BLUISH_GREEN
+DIRECTION_COLORS = {"forward": FORWARD, "backward": BACKWARD, "update": UPDATE}  # chipviz.nn.phases directions
 
 # Ink for values drawn over PE cells and for outlines.
 INK = "#1A1A1A"

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
+from .. import checks
 from .dataflow_table import DATAFLOW_TABLE, Dataflow
 
 DATAFLOWS = tuple(DATAFLOW_TABLE)  # ("ws", "os", "is")
@@ -86,17 +87,13 @@ class ChipConfig:
 
     def __post_init__(self):
         for name in ("rows", "cols"):
-            value = getattr(self, name)
-            if not _is_int(value) or not 1 <= value <= MAX_ARRAY_SIDE:
-                raise ValueError(f"{name} must be a whole number from 1 to {MAX_ARRAY_SIDE}, got {value!r}")
-        if self.dataflow not in DATAFLOWS:
-            raise ValueError(f"dataflow must be one of {', '.join(DATAFLOWS)}, got {self.dataflow!r}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-        _check_range("clock_mhz", self.clock_mhz, 1.0, 10_000.0, "MHz")
+            checks.whole(name, getattr(self, name), 1, MAX_ARRAY_SIDE)
+        checks.one_of("dataflow", self.dataflow, DATAFLOWS)
+        checks.one_of("precision", self.precision, PRECISIONS)
+        checks.number("clock_mhz", self.clock_mhz, 1.0, 10_000.0, "MHz")
         for name in ("ifmap_sram_kib", "filter_sram_kib", "ofmap_sram_kib"):
-            _check_range(name, getattr(self, name), 1.0, 1_048_576.0, "KiB")
-        _check_range("dram_bytes_per_cycle", self.dram_bytes_per_cycle, 0.01, 1_000_000.0, "bytes/cycle")
+            checks.number(name, getattr(self, name), 1.0, 1_048_576.0, "KiB")
+        checks.number("dram_bytes_per_cycle", self.dram_bytes_per_cycle, 0.01, 1_000_000.0, "bytes/cycle")
         if not isinstance(self.energy, EnergyTable):
             raise ValueError(f"energy must be an EnergyTable, got {type(self.energy).__name__}")
         object.__setattr__(self, "_hash", hash(tuple(getattr(self, f.name) for f in fields(self))))
@@ -133,16 +130,3 @@ def parse_array(text: str) -> tuple[int, int]:
             raise ValueError(f"{name} must be from 1 to {MAX_ARRAY_SIDE}, got {value}")
     return rows, cols
 
-
-def _is_int(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-def _check_range(name, value, low, high, unit):
-    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    if not ok or not np.isfinite(value) or not low <= value <= high:
-        raise ValueError(f"{name} must be a number from {_num(low)} to {_num(high)} {unit}, got {value!r}")
-
-
-def _num(x: float) -> str:
-    return f"{x:,.0f}" if float(x).is_integer() else f"{x:g}"

@@ -141,6 +141,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "ctl.train": _e("▶ Train", "▶ 训练"),
     "ctl.pause": _e("⏸ Pause", "⏸ 暂停"),
     "ctl.step": _e("One step", "单步"),
+    "ctl.train_word": _e("Train", "训练"),
     "ctl.reset": _e("Reset", "重置"),
     "ctl.network_card": _e("Network", "网络"),
     "ctl.chip_card": _e("Chip", "芯片"),

@@ -22,7 +22,8 @@ import numpy as np
 
 from ..chip import ChipConfig, EnergyTable
 from ..data import Dataset
-from .trainer import Divergence, Trainer, TrainSettings, _check_number
+from .. import checks
+from .trainer import Divergence, Trainer, TrainSettings
 
 FORMAT = "chipviz-run"
 VERSION = 2
@@ -198,7 +199,7 @@ def _restore(trainer: Trainer, header: dict, arrays: dict) -> None:
     trainer.optimizer.load_state(opt_state, net.params)
     if "optimizer_lr" in header:  # the learning rate in use, which may differ from the settings' first one
         lr = header["optimizer_lr"]
-        _check_number("optimizer_lr", lr, 1e-6, 100.0)
+        checks.number("optimizer_lr", lr, 1e-6, 100.0)
         trainer.optimizer.lr = lr
     trainer.history.load({k[5:]: v for k, v in arrays.items() if k.startswith("hist_")}, header["history_stride"])
     trainer.totals = header["totals"]

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 
 import numpy as np
 
+from .. import checks
 from ..chip import ENGINES, ChipConfig
 from ..chip.stats import ENERGY_PARTS
 from ..data import DATASETS, Dataset, load_dataset
@@ -112,18 +113,17 @@ class TrainSettings:
         choices = {"dataset": DATASETS, "activation": ACTIVATIONS, "loss": losses.LOSSES,
                    "optimizer": OPTIMIZERS, "engine": ENGINES}
         for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+            checks.one_of(name, getattr(self, name), allowed)
         hidden_ok = len(self.hidden) <= 4 and all(
             isinstance(w, (int, np.integer)) and not isinstance(w, bool) and 1 <= w <= 512 for w in self.hidden)
         if not hidden_ok:
             raise ValueError(f"hidden must list 0 to 4 layer widths, each a whole number from 1 to 512, "
                              f"got {self.hidden!r}")
-        _check_number("lr", self.lr, 1e-6, 100.0)
-        _check_int("batch_size", self.batch_size, 1, 65536)
-        _check_int("seed", self.seed, 0, 2**32 - 1)
-        _check_number("noise", self.noise, 0.0, 10.0)
-        _check_int("n_samples", self.n_samples, 10, 100_000)
+        checks.number("lr", self.lr, 1e-6, 100.0)
+        checks.whole("batch_size", self.batch_size, 1, 65536)
+        checks.whole("seed", self.seed, 0, 2**32 - 1)
+        checks.number("noise", self.noise, 0.0, 10.0)
+        checks.whole("n_samples", self.n_samples, 10, 100_000)
 
     def to_dict(self) -> dict:
         return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v) for f in fields(self)}
@@ -314,7 +314,7 @@ class Trainer:
 
     def fit(self, epochs: int, on_epoch=None) -> None:
         """Train for whole epochs, evaluating the test split after each."""
-        _check_int("epochs", epochs, 1, 100_000)
+        checks.whole("epochs", epochs, 1, 100_000)
         target = self.epoch + epochs
         while True:
             self.step()
@@ -337,15 +337,3 @@ def standardization(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     mean = x.mean(axis=0, dtype=np.float64)
     std = x.std(axis=0, dtype=np.float64)
     return mean.astype(np.float32), np.where(std > 1e-6, std, 1.0).astype(np.float32)
-
-
-def _check_number(name, value, low, high):
-    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    if not ok or not math.isfinite(value) or not low <= value <= high:
-        raise ValueError(f"{name} must be a number from {low:g} to {high:g}, got {value!r}")
-
-
-def _check_int(name, value, low, high):
-    ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-    if not ok or not low <= value <= high:
-        raise ValueError(f"{name} must be a whole number from {low} to {high}, got {value!r}")

@@ -2,7 +2,8 @@
 
 `browser` (session scope) launches Debian's Chromium once through Playwright; `serve(app_path)`
 starts `python -m panel serve` on a free port, waits for /liveness and returns the app's URL,
-and stops the server when the test ends (`panel_server(app_path)` returns the server itself). Every test in this folder is skipped, with the
+and stops the server when the test ends (`panel_server(app_path)` returns the server itself).
+Every test in this folder is skipped, with the
 reason, when Chromium or Playwright is missing — unless CHIPVIZ_REQUIRE_BROWSER is set (as
 .ci/run does), when that is an error.
 """
