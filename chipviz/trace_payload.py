@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from .chip.dataflow_table import DATAFLOW_TABLE
 from .chip.trace import Trace
 
 MAGIC = b"CVPA"
@@ -44,7 +45,8 @@ _DTYPES = {"u1": np.uint8, "i1": np.int8, "i2": np.int16, "i4": np.int32, "f4": 
 
 def bytes_per_cycle(rows: int, cols: int, dataflow: str) -> int:
     """Approximate payload bytes one cycle costs (state, psum, moving operands, edge indices)."""
-    planes = 2 if dataflow != "os" else 3  # psum, from_left (+ from_top); stationary repeats or aliases psum
+    # psum, from_left (+ from_top when an operand streams in from the top: os); stationary repeats or aliases psum
+    planes = 3 if DATAFLOW_TABLE[dataflow].from_top != "-" else 2
     return rows * cols * (1 + 4 * planes) + 4 * (rows + 2 * cols + 1) + 8
 
 
@@ -170,9 +172,11 @@ def pe_operands(trace: Trace, cycle: int, i: int, j: int) -> dict[str, int | Non
     """Which GEMM indices PE(i, j) works on at GEMM cycle `cycle`, derived as the browser's tooltip does.
 
     Returns {"m", "k", "n"}, plus "k_top" for os (the k of B's element from the top). The
-    streamed index is that of the moving element now in the PE, which entered row i at cycle
-    c − j (os: B's entered column j at c − i); -1 when no element is there, None when that
-    cycle precedes the trace. Only MAC cycles compute C[m, n] += A[m, k]·B[k, n].
+    dimensions spread over the rows and columns (the dataflow table's) give the PE's own
+    indices; the streamed index is that of the moving element now in the PE, which entered row
+    i at cycle c − j (an operand from the top, os: column j at c − i); -1 when no element is
+    there, None when that cycle precedes the trace. Only MAC cycles compute
+    C[m, n] += A[m, k]·B[k, n].
     """
     t = cycle - trace.start
     if not 0 <= t < trace.n_cycles:
@@ -187,12 +191,12 @@ def pe_operands(trace: Trace, cycle: int, i: int, j: int) -> dict[str, int | Non
             return None
         return int(edge[tt, lane]) if trace.fold[tt] == fold else -1
 
-    streamed = entered(trace.left_in, j, i)
-    if trace.dataflow == "ws":
-        return {"m": streamed, "k": r0 + i, "n": c0 + j}
-    if trace.dataflow == "is":
-        return {"m": c0 + j, "k": r0 + i, "n": streamed}
-    return {"m": r0 + i, "k": streamed, "n": c0 + j, "k_top": entered(trace.top_in, i, j)}
+    flow = DATAFLOW_TABLE[trace.dataflow]
+    at = {flow.rows: r0 + i, flow.cols: c0 + j, flow.streamed: entered(trace.left_in, j, i)}
+    out = {"m": at["M"], "k": at["K"], "n": at["N"]}
+    if flow.from_top != "-":
+        out[f"{flow.streamed.lower()}_top"] = entered(trace.top_in, i, j)
+    return out
 
 
 __all__ = ["MAGIC", "FORMAT_VERSION", "DEFAULT_BATCH_BYTES", "MAX_BATCH_BYTES", "MIN_BATCH_CYCLES",

@@ -3,7 +3,8 @@
 Pure Python and numpy (no panel, no bokeh), so the network view, the PE array view and the
 lessons can all ask the same questions and the answers are unit tested headless.
 
-A layer's weights W (in × out) enter the training step's matrix multiplies C = A·B three ways:
+A layer's weights W (in × out) enter the training step's matrix multiplies C = A·B three ways
+(the phase table, chipviz.nn.phases: `Phase.weights` says where W sits):
 
 | phase            | GEMM          | A        | B      | where W[i, j] is        |
 |------------------|---------------|----------|--------|-------------------------|
@@ -11,30 +12,45 @@ A layer's weights W (in × out) enter the training step's matrix multiplies C = 
 | backward_data    | dX = dY·Wᵀ    | dY (b×out)| Wᵀ     | B[k=j, n=i]             |
 | backward_weights | dW = Xᵀ·dY    | Xᵀ (in×b) | dY     | no W: C[m=i, n=j] = dW[i, j] |
 
-and the dataflow decides what a PE (r, c) does with them in a fold whose tile starts at row
-r0 and column c0 of the spread dimensions (see chipviz.chip.mapping):
+and the dataflow (the dataflow table, chipviz.chip.dataflow_table) decides what a PE (r, c)
+does with them in a fold whose tile starts at row r0 and column c0 of the spread dimensions
+(see chipviz.chip.mapping). The matrix W sits in either stays in the PEs for the fold or moves
+along the streamed dimension:
 
-* ws: PE(r, c) holds B[r0 + r, c0 + c] for the whole fold (A streams through);
-* os: PE(r, c) accumulates C[r0 + r, c0 + c]; column c0 + c of B flows down array column c,
-  one element per cycle, so the PE sees every B[k, c0 + c];
-* is: PE(r, c) holds A[c0 + c, r0 + r] (an input, not a weight); row r0 + r of B streams
-  along array row r, so the PE sees every B[r0 + r, n].
+* it stays (ws and W; os and dW): PE(r, c) holds (accumulates) the one element whose
+  dimensions on the rows and columns are r0 + r and c0 + c;
+* it moves (os, is and W; ws, is and dW): PE(r, c) sees every element along the streamed
+  dimension, e.g. os: column c0 + c of B flows down array column c, one element per cycle;
+  is: row r0 + r of B streams along array row r.
+
+The sentences that say so are the interface's (chipviz.i18n, keys "wm.*"): each answer carries
+its note as a Message, rendered in English here and in the page's language by the views.
 
 Indices in the API are 0-based (folds too); `describe()` strings count folds from 1.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 import numpy as np
 
+from .chip.dataflow_table import DATAFLOW_TABLE, Dataflow
 from .chip.mapping import Mapping
+from .i18n import STRINGS, Message, t
+from .nn.phases import GEMM_PHASES, PHASE_TABLE, PHASES, Phase
 
-GEMM_PHASES = ("forward", "backward_data", "backward_weights")
-PHASE_SHORT = {"forward": "fwd", "backward_data": "bwd data", "backward_weights": "bwd weights",
-               "update": "update"}
+# Short phase names in labels ("L2 fwd Y = X·W"): the interface's English words "wm.phase.<id>".
+PHASE_SHORT = MappingProxyType({p: t(f"wm.phase.{p}") if f"wm.phase.{p}" in STRINGS else p for p in PHASES})
 # Cap on the index pairs listed in a describe() string.
 DESCRIBE_LIMIT = 4
+# The GEMM's matrices and their dimensions (C = A·B, A: M×K, B: K×N).
+MATRIX_DIMS = MappingProxyType({"A": ("M", "K"), "B": ("K", "N"), "C": ("M", "N")})
+# What a PE does with the matrix W (or dW) sits in, by (whether it stays in the PEs, whether it is dW).
+ROLES = MappingProxyType({(True, False): "holds", (False, False): "streams",
+                          (True, True): "accumulates", (False, True): "sums"})
+# Who streams past a PE holding W, by the phase's direction (i18n keys).
+WHO_STREAMS = MappingProxyType({"forward": "wm.who_inputs", "backward": "wm.who_gradients"})
 
 
 @dataclass(frozen=True)
@@ -63,28 +79,49 @@ class GemmOp:
         return cls(op.layer, op.phase, op.name, int(s.m), int(s.k), int(s.n))
 
     @property
+    def facts(self) -> Phase:
+        """This GEMM's row of the phase table (what A, B and C are, where W sits)."""
+        return PHASE_TABLE[self.phase]
+
+    @property
     def label(self) -> str:
         """e.g. "L2 fwd Y = X·W"."""
         return f"L{self.layer} {PHASE_SHORT[self.phase]} {self.name}"
 
     @property
+    def weight_matrix(self) -> str:
+        """The matrix of C = A·B that W (or, when the GEMM computes dW, dW) is: "B" or "C"."""
+        return self.facts.weights[0]
+
+    @property
+    def weight_transposed(self) -> bool:
+        """True when that matrix holds Wᵀ (dX = dY·Wᵀ)."""
+        return self.facts.weights.endswith("ᵀ")
+
+    @property
     def uses_weights(self) -> bool:
         """Forward and backward-data GEMMs read W; the weight-gradient GEMM produces dW instead."""
-        return self.phase != "backward_weights"
+        return self.weight_matrix != "C"
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        """{"M": m, "K": k, "N": n}."""
+        return {"M": self.m, "K": self.k, "N": self.n}
 
     @property
     def weight_shape(self) -> tuple[int, int]:
         """(in, out) of this layer's W, as implied by the GEMM's shape."""
-        return {"forward": (self.k, self.n), "backward_data": (self.n, self.k),
-                "backward_weights": (self.m, self.n)}[self.phase]
+        p = self.facts
+        size = {p.m: self.m, p.k: self.k, p.n: self.n}  # by meaning: "batch", "inputs", "units"
+        return size["inputs"], size["units"]
 
     def to_weight(self, a: int, b: int) -> tuple[int, int]:
         """W index (i, j) of element [a, b] of B (forward, backward_data) or of C (backward_weights)."""
-        return (b, a) if self.phase == "backward_data" else (a, b)
+        return (b, a) if self.weight_transposed else (a, b)
 
     def from_weight(self, i: int, j: int) -> tuple[int, int]:
         """Inverse of to_weight."""
-        return (j, i) if self.phase == "backward_data" else (i, j)
+        return (j, i) if self.weight_transposed else (i, j)
 
 
 def _wname(layer: int, i: int, j: int, gradient: bool = False) -> str:
@@ -119,6 +156,7 @@ class PEWeights:
     weights: tuple[tuple[int, int], ...]  # W (or dW, if gradient) indices (in_unit, out_unit), in time order
     gradient: bool  # True when `weights` index dW elements the PE works on, not W values it uses
     note: str = ""
+    message: Message | None = field(default=None, compare=False, repr=False)  # `note` as data (i18n)
 
     @property
     def layer(self) -> int:
@@ -158,6 +196,7 @@ class WeightPlacement:
     step: int | None = None  # the index of the streamed dimension at which it passes (os, is, sums)
     gradient: bool = False
     note: str = ""
+    message: Message | None = field(default=None, compare=False, repr=False)  # `note` as data (i18n)
 
     @property
     def fold_indices(self) -> tuple[int, ...]:
@@ -185,20 +224,38 @@ class WeightPlacement:
         return f"{name} {verb} {line} in {fold_text} of {label}. {self.note}".strip()
 
 
+def _noted(message: Message | None) -> dict:
+    """The note fields of an answer: the Message and its English text."""
+    return {"note": str(message) if message is not None else "", "message": message}
+
+
 class WeightMap:
     """The weight ↔ PE correspondence of one GEMM folded onto an R×C array."""
 
     def __init__(self, dataflow: str, rows: int, cols: int, op: GemmOp):
-        if dataflow not in ("ws", "os", "is"):
-            raise ValueError(f"dataflow must be ws, os or is, got {dataflow!r}")
+        if dataflow not in DATAFLOW_TABLE:
+            *first, last = DATAFLOW_TABLE
+            raise ValueError(f"dataflow must be {', '.join(first)} or {last}, got {dataflow!r}")
         if rows < 1 or cols < 1:
             raise ValueError(f"the array needs at least one row and column, got {rows}×{cols}")
         self.dataflow = dataflow
+        self.flow: Dataflow = DATAFLOW_TABLE[dataflow]
         self.rows = int(rows)
         self.cols = int(cols)
         self.op = op
         self.mapping = Mapping(dataflow, op.m, op.k, op.n, self.rows, self.cols)
         self.tiles = self.mapping.fold_tiles()
+        # what the two tables say about this GEMM on this dataflow, worked out once
+        phase, flow = op.facts, self.flow
+        self.weights_stay = op.weight_matrix == flow.stationary  # W's (or dW's) matrix stays in the PEs
+        self.role = ROLES[(self.weights_stay, not op.uses_weights)]  # what a mapped PE does with it
+        self._dims = MATRIX_DIMS[op.weight_matrix]
+        self._steps = op.sizes[flow.streamed]
+        # the PE notes are the interface's sentences "wm.note_<dataflow>_<role>": each is written for
+        # one layout, so the key names the dataflow; the values come from the tables
+        self._note_key = f"wm.note_{flow.key}_{self.role}"
+        self._note_values = dict(m=self._steps, last=self._steps - 1, what=getattr(phase, flow.stationary.lower()),
+                                 who=Message(WHO_STREAMS[phase.direction]))
 
     @classmethod
     def for_operation(cls, op) -> "WeightMap | None":
@@ -227,94 +284,67 @@ class WeightMap:
         """Which W[layer][in_unit, out_unit] PE(row, col) holds or uses (or which dW it builds) in `fold`."""
         if not (0 <= row < self.rows and 0 <= col < self.cols):
             raise ValueError(f"PE({row}, {col}) is outside the {self.rows}×{self.cols} array")
-        op, df = self.op, self.dataflow
+        op, flow = self.op, self.flow
         r0, r1, c0, c1 = self.tile(fold)
-        base = dict(op=op, dataflow=df, row=row, col=col, fold=fold, folds=self.folds,
+        base = dict(op=op, dataflow=self.dataflow, row=row, col=col, fold=fold, folds=self.folds,
                     gradient=not op.uses_weights)
         if row >= r1 - r0 or col >= c1 - c0:
             return PEWeights(**base, role="idle", weights=(),
-                             note=f"this partial fold's tile uses only {r1 - r0} of {self.rows} rows and "
-                                  f"{c1 - c0} of {self.cols} columns")
+                             **_noted(Message("wm.note_idle", r=r1 - r0, rows=self.rows, c=c1 - c0, cols=self.cols)))
         r, c = r0 + row, c0 + col  # indices into the spread dimensions (Sr, Sc)
-        if op.uses_weights:
-            if df == "ws":  # B[r, c] is stationary
-                i, j = op.to_weight(r, c)
-                who = "its inputs" if op.phase == "forward" else "the output gradients"
-                return PEWeights(**base, role="holds", weights=((i, j),),
-                                 note=f"Every row of {who} streams past it ({op.m} in all).")
-            if df == "os":  # C[r, c] stays; column c of B flows down
-                pairs = tuple(op.to_weight(k, c) for k in range(op.k))
-                return PEWeights(**base, role="streams", weights=pairs,
-                                 note=f"It accumulates {'Y' if op.phase == 'forward' else 'dX'}[{r}, {c}] "
-                                      f"(batch sample {r}), one weight per cycle.")
-            # is: A[c, r] stationary; row r of B streams along array row `row`
-            pairs = tuple(op.to_weight(r, n) for n in range(op.n))
-            return PEWeights(**base, role="streams", weights=pairs,
-                             note=f"It holds no weight: it keeps {'X' if op.phase == 'forward' else 'dY'}[{c}, {r}] "
-                                  f"(batch sample {c}) and the weights pass through, one per cycle.")
-        # backward_weights: dW = Xᵀ·dY; C[m, n] is dW[m, n]
-        if df == "os":
-            return PEWeights(**base, role="accumulates", weights=((r, c),),
-                             note=f"It sums X[b, {r}]·dY[b, {c}] over the batch (b = 0…{op.k - 1}).")
-        if df == "ws":  # B = dY[r, c] stationary; partial sums of C[:, c] pass down
-            pairs = tuple((m, c) for m in range(op.m))
-            return PEWeights(**base, role="sums", weights=pairs,
-                             note=f"It holds dY[{r}, {c}] (batch sample {r}) and adds its share of each "
-                                  f"gradient in column {c} of dW.")
-        # is: A = Xᵀ[c, r] stationary; partial sums of C[c, :] pass down (transposed output)
-        pairs = tuple((c, n) for n in range(op.n))
-        return PEWeights(**base, role="sums", weights=pairs,
-                         note=f"It holds X[{r}, {c}] (batch sample {r}, input unit {c}) and adds its share of "
-                              f"each gradient in row {c} of dW.")
+        at = {flow.rows: r, flow.cols: c}
+        first, second = self._dims
+        if self.weights_stay:  # the PE keeps one element of W's matrix for the fold
+            pairs = ((at[first], at[second]),)
+        else:  # the element moves along the streamed dimension: the PE sees all of them, in time order
+            steps = range(self._steps)
+            pairs = (tuple((s, at[second]) for s in steps) if first == flow.streamed
+                     else tuple((at[first], s) for s in steps))
+        if op.weight_transposed:  # the matrix holds Wᵀ
+            pairs = tuple((b, a) for a, b in pairs)
+        note = Message(self._note_key, r=r, c=c, **self._note_values)
+        return PEWeights(**base, role=self.role, weights=pairs, **_noted(note))
 
     # ----- weight → PEs -----
     def pes_for_weight(self, layer: int, i: int, j: int) -> WeightPlacement:
         """Where W[layer][i, j] (in_unit i, out_unit j) is on the array during this GEMM."""
-        op, df = self.op, self.dataflow
+        op, flow = self.op, self.flow
         n_in, n_out = op.weight_shape
-        base = dict(op=op, dataflow=df, layer=layer, i=i, j=j, folds=self.folds)
+        base = dict(op=op, dataflow=self.dataflow, layer=layer, i=i, j=j, folds=self.folds,
+                    gradient=not op.uses_weights)
         if layer != op.layer:
-            return WeightPlacement(**base, role="unused",
+            return WeightPlacement(**{**base, "gradient": False}, role="unused",
                                    note=f"the chip is running '{op.label}', which works on layer {op.layer}, "
                                         f"not layer {layer}.")
         if not (0 <= i < n_in and 0 <= j < n_out):
             raise ValueError(f"W{layer} is {n_in}×{n_out}; [{i}, {j}] is outside it")
-        rows_used = lambda f: range(self.tiles[f, 1] - self.tiles[f, 0])  # noqa: E731
-        cols_used = lambda f: range(self.tiles[f, 3] - self.tiles[f, 2])  # noqa: E731
-        if op.uses_weights:
-            k, n = op.from_weight(i, j)  # element B[k, n]
-            if df == "ws":
-                f = self._fold_of(k, n)
-                r0, c0 = self.tiles[f, 0], self.tiles[f, 2]
-                return WeightPlacement(**base, role="holds", pes=((f, int(k - r0), int(n - c0)),))
-            if df == "os":  # B[:, n] flows down array column n - c0 in every fold holding column n
-                folds = [f for f in range(self.folds) if self.tiles[f, 2] <= n < self.tiles[f, 3]]
-                pes = tuple((f, r, int(n - self.tiles[f, 2])) for f in folds for r in rows_used(f))
-                return WeightPlacement(**base, role="streams", pes=pes, step=k,
-                                       note=f"It enters the column at cycle {k} of each fold, reaches PE(r, c) at "
-                                            f"cycle {k} + r + c and meets every row of the batch.")
-            # is: B[k, :] streams along array row k - r0 in every fold holding row k
-            folds = [f for f in range(self.folds) if self.tiles[f, 0] <= k < self.tiles[f, 1]]
-            pes = tuple((f, int(k - self.tiles[f, 0]), c) for f in folds for c in cols_used(f))
-            return WeightPlacement(**base, role="streams", pes=pes, step=n,
-                                   note=f"It enters the row at step {n} of each fold and meets every input held "
-                                        f"there; the PEs hold inputs, not weights.")
-        # backward_weights: the GEMM produces dW[i, j] = C[i, j]
-        m, n = i, j
-        base["gradient"] = True
-        if df == "os":
-            f = self._fold_of(m, n)
-            return WeightPlacement(**base, role="accumulates",
-                                   pes=((f, int(m - self.tiles[f, 0]), int(n - self.tiles[f, 2])),),
-                                   note=f"W{layer}[{i}, {j}] itself is not on the chip in this GEMM.")
-        spread_col = n if df == "ws" else m  # ws: Sc = N; is: Sc = M (the output leaves transposed)
-        folds = [f for f in range(self.folds) if self.tiles[f, 2] <= spread_col < self.tiles[f, 3]]
-        pes = tuple((f, r, int(spread_col - self.tiles[f, 2])) for f in folds for r in rows_used(f))
-        step = m if df == "ws" else n
-        return WeightPlacement(**base, role="sums", pes=pes, step=step,
-                               note=f"Each fold adds the share of {len(rows_used(folds[0]))} batch samples; "
-                                    f"the output buffer adds up the {len(folds)} fold(s). W{layer}[{i}, {j}] "
-                                    f"itself is not on the chip in this GEMM.")
+        at = dict(zip(self._dims, op.from_weight(i, j)))  # its index in W's matrix
+        role = self.role
+        plain = f"W{layer}[{i}, {j}]"
+        if self.weights_stay:  # one PE, in the one fold whose tile holds it
+            sr, sc = at[flow.rows], at[flow.cols]
+            f = self._fold_of(sr, sc)
+            pes = ((f, int(sr - self.tiles[f, 0]), int(sc - self.tiles[f, 2])),)
+            note = Message("wm.note_not_on_chip", weight=plain) if base["gradient"] else None
+            return WeightPlacement(**base, role=role, pes=pes, **_noted(note))
+        # it moves along the streamed dimension, down the array line of its other (spread) dimension
+        step = at[flow.streamed]
+        (spread,) = (d for d in at if d != flow.streamed)
+        on_rows = spread == flow.rows
+        lo, hi = (0, 1) if on_rows else (2, 3)
+        folds = [f for f in range(self.folds) if self.tiles[f, lo] <= at[spread] < self.tiles[f, hi]]
+        if on_rows:  # along array row at - r0, over the fold's used columns
+            pes = tuple((f, int(at[spread] - self.tiles[f, 0]), c) for f in folds
+                        for c in range(self.tiles[f, 3] - self.tiles[f, 2]))
+        else:  # down array column at - c0, over the fold's used rows
+            pes = tuple((f, r, int(at[spread] - self.tiles[f, 2])) for f in folds
+                        for r in range(self.tiles[f, 1] - self.tiles[f, 0]))
+        if base["gradient"]:
+            samples = int(self.tiles[folds[0], 1] - self.tiles[folds[0], 0])
+            note = Message("wm.note_w_sums", samples=samples, folds=len(folds), weight=plain)
+        else:  # the sentence is written for one layout, so its key names the dataflow
+            note = Message(f"wm.note_w_{flow.key}", k=step, n=step)
+        return WeightPlacement(**base, role=role, pes=pes, step=step, **_noted(note))
 
 
 def weights_on_pe(dataflow: str, rows: int, cols: int, op: GemmOp, fold: int, row: int, col: int) -> PEWeights:
@@ -328,4 +358,4 @@ def pes_for_weight(layer: int, i: int, j: int, dataflow: str, rows: int, cols: i
 
 
 __all__ = ["GemmOp", "PEWeights", "WeightPlacement", "WeightMap", "weights_on_pe", "pes_for_weight",
-           "GEMM_PHASES", "PHASE_SHORT"]
+           "GEMM_PHASES", "PHASE_SHORT", "MATRIX_DIMS"]

@@ -181,6 +181,28 @@ def test_other_layers_and_bad_input():
         GemmOp(0, *FWD, 1, 1, 1)
 
 
+@pytest.mark.parametrize("dataflow", ["ws", "os", "is"])
+def test_what_a_pe_does_follows_the_two_tables(dataflow):
+    """The role comes from whether the matrix W (or dW) sits in (the phase table) is the one that stays
+    (the dataflow table); W's shape and transposition from the phase table; notes are i18n Messages."""
+    from chipviz.chip.dataflow_table import DATAFLOW_TABLE
+    from chipviz.i18n import Message
+    from chipviz.nn.phases import PHASE_TABLE
+
+    expected = {"ws": ("holds", "holds", "sums"), "os": ("streams", "streams", "accumulates"),
+                "is": ("streams", "streams", "sums")}[dataflow]
+    for op, role in zip((fwd_op(), bwd_data_op(), bwd_w_op()), expected):
+        assert op.weight_shape == (11, 7)
+        assert op.weight_matrix + ("ᵀ" if op.weight_transposed else "") == PHASE_TABLE[op.phase].weights
+        wmap = WeightMap(dataflow, 4, 3, op)
+        assert wmap.weights_stay == (op.weight_matrix == DATAFLOW_TABLE[dataflow].stationary)
+        pe = wmap.weights_on_pe(1, 1, 0)
+        assert pe.role == wmap.role == role
+        assert isinstance(pe.message, Message) and pe.note == pe.message.render("en")
+        where = wmap.pes_for_weight(2, 3, 4)
+        assert where.role == role and (where.message is None) == (role == "holds")
+
+
 def test_weight_map_from_a_real_step():
     from chipviz.session import TrainingSession
 
@@ -277,6 +299,15 @@ def test_shown_units():
     strength = np.zeros(100)
     strength[[90, 10]] = 1
     assert shown_units(100, 16, 2, strength=strength).tolist() == [10, 90]
+
+
+def test_phase_colours_follow_the_phase_direction():
+    from chipviz.app.network_view import DIRECTION_COLORS, PHASE_COLORS
+    from chipviz.nn.phases import PHASE_TABLE
+
+    assert PHASE_COLORS == {p.id: DIRECTION_COLORS[p.direction] for p in PHASE_TABLE.values()}
+    assert (PHASE_COLORS["forward"], PHASE_COLORS["backward_data"], PHASE_COLORS["backward_weights"],
+            PHASE_COLORS["update"]) == (palette.FORWARD, palette.BACKWARD, palette.BACKWARD, palette.BLUISH_GREEN)
 
 
 def test_current_op_highlights_its_layer_in_the_phase_colour():

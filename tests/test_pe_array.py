@@ -1,12 +1,15 @@
 """PEArrayView without a browser: what it sends, navigation, batch hand-over, browser code and bad inputs."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
 from chipviz.app import palette
 from chipviz.app.pe_array import CSS_PATH, ESM_PATH, PEArrayView, browser_palette, strip_status
 from chipviz.chip import ChipConfig, gemm
+from chipviz.chip.dataflow_table import DATAFLOW_TABLE
 from chipviz.trace_payload import default_batch_cycles, pack_window, unpack_payload
 
 DATAFLOWS = ("ws", "is", "os")
@@ -189,6 +192,29 @@ def test_palette_reaches_the_browser_as_data():
     assert "model.palette" in model.esm
     with pytest.raises(TypeError, match="[Cc]onstant"):
         view.palette = {}
+
+
+@pytest.mark.parametrize("dataflow", DATAFLOWS)
+def test_the_dataflow_facts_reach_the_browser_as_data(dataflow):
+    """What goes where comes from the dataflow table: the `roles` parameter (before a trace is loaded)
+    follows `dataflow`, and the payload header carries the trace's roles."""
+    view = PEArrayView(dataflow=dataflow)
+    assert view.roles == DATAFLOW_TABLE[dataflow].roles == view.get_root().data.roles
+    _, _, tr, _ = run(dataflow)
+    view.load_trace(tr)
+    assert unpack_payload(view.frames)[0]["roles"] == view.roles
+    other = next(d for d in DATAFLOWS if d != dataflow)
+    view.dataflow = other
+    assert view.roles == DATAFLOW_TABLE[other].roles
+    with pytest.raises(TypeError, match="[Cc]onstant"):
+        view.roles = {}
+
+
+def test_browser_code_tests_no_dataflow_names():
+    esm = ESM_PATH.read_text(encoding="utf-8")
+    names = "|".join(DATAFLOW_TABLE)
+    assert not re.search(rf'[!=]==?\s*"({names})"|"({names})"\s*[!=]==?', esm)
+    assert not re.search(rf"\b({names})\s*:\s*\{{", esm)  # no table of facts keyed by dataflow
 
 
 def test_palette_is_okabe_ito_with_named_states():

@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chipviz.chip import ChipConfig, gemm
+from chipviz.chip.dataflow_table import DATAFLOW_TABLE
 from chipviz.trace_payload import (
     FORMAT_VERSION, MAGIC, bytes_per_cycle, default_batch_cycles, pack_window, pe_operands, unpack_payload,
 )
@@ -178,6 +179,17 @@ def test_pe_operands_name_the_elements_in_each_mac(dataflow):
             assert tr.psum[c, i, j] == a[m, :k + 1] @ b[:k + 1, n]  # accumulated in place
         seen.add((m, k, n))
     assert len(seen) == 7 * 9 * 6
+
+
+@pytest.mark.parametrize("dataflow", DATAFLOWS)
+def test_pe_operands_place_the_spread_dimensions_as_the_table_says(dataflow):
+    flow = DATAFLOW_TABLE[dataflow]
+    _, _, tr, _ = run(dataflow, m=7, k=9, n=6, seed=3)
+    for c in range(0, tr.n_cycles, 5):
+        r0, _, c0, _ = (int(v) for v in tr.tiles[tr.fold[c]])
+        ix = pe_operands(tr, c + tr.start, 1, 2)
+        assert ix[flow.rows.lower()] == r0 + 1 and ix[flow.cols.lower()] == c0 + 2
+        assert ("k_top" in ix) == (flow.from_top != "-")
 
 
 def test_pe_operands_before_a_windowed_trace_is_unknown():

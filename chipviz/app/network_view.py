@@ -9,9 +9,8 @@ holds or uses in fold `fold`.
 
 Everything is drawn from `session.snapshot`; updates change the ColumnDataSources of one
 figure that is built once. The training worker publishes snapshots from its own thread, so
-changes are handed to the Bokeh document with `add_next_tick_callback` (the one Document method
-that is safe from other threads) and run with the document lock held; several snapshots
-arriving before the next tick are coalesced into one redraw of the latest.
+changes are handed to the page's thread (chipviz.app.document.Redraw); several snapshots
+arriving before it runs are coalesced into one redraw of the latest.
 
 Wide layers are drawn compactly so that a 784-64-64-10 network stays light: a layer of more
 than `max_units` units shows `compact_units` of them (the first ones, so fold 1 of an array
@@ -21,7 +20,6 @@ weights of a selected PE are always drawn (their units are added to the compact 
 """
 from __future__ import annotations
 
-import threading
 
 import numpy as np
 import panel as pn
@@ -31,15 +29,19 @@ from bokeh.models import ColumnDataSource, HoverTool, Range1d, Scatter, Segment,
 from bokeh.plotting import figure
 
 from . import palette
-from ..i18n import LANGUAGES, STRINGS, join, t
+from ..i18n import LANGUAGES, STRINGS, join, render, t
+from ..nn.phases import PHASE_TABLE
 from ..session import TrainingSession
+from .document import Redraw
 from .sources import set_data
 from ..weight_map import WeightMap, WeightPlacement
 
 POSITIVE = palette.SKY_BLUE  # weight > 0 (Playground's blue, from the Okabe–Ito set)
 NEGATIVE = palette.ORANGE  # weight < 0
-PHASE_COLORS = {"forward": palette.FORWARD, "backward_data": palette.BACKWARD,
-                "backward_weights": palette.BACKWARD, "update": palette.BLUISH_GREEN}
+# colour and arrow by a phase's direction (chipviz.nn.phases); PHASE_COLORS: the same per phase id
+DIRECTION_COLORS = {"forward": palette.FORWARD, "backward": palette.BACKWARD, "update": palette.BLUISH_GREEN}
+DIRECTION_ARROWS = {"forward": "→", "backward": "←", "update": "↻"}
+PHASE_COLORS = {p.id: DIRECTION_COLORS[p.direction] for p in PHASE_TABLE.values()}
 PE_HALO = palette.YELLOW  # links the selected PE holds or uses
 SELECTED_HALO = palette.HIGHLIGHT  # the selected link
 INPUT_FILL = "#F4F4F4"
@@ -84,33 +86,20 @@ def _sentence(text: str, note: str, lang: str) -> str:
     return t("wm.sentence", lang, text=text, note=note).strip()
 
 
+def _note(answer, lang: str) -> str:
+    """An answer's note (weight_map's Message) in `lang`; its English text if it carries none."""
+    return render(answer.message, lang) if answer.message is not None else answer.note
+
+
 def describe_pe(pe, wmap: WeightMap, lang: str = "en") -> str:
     """What a PE does with the layer's weights in a fold (weight_map.PEWeights.describe) in `lang`."""
-    op, df = pe.op, pe.dataflow
+    op = pe.op
     where = t("wm.pe_where", lang, row=pe.row, col=pe.col, fold=_fold_text(pe.fold, pe.folds, lang),
-              op=_op_text(op, df, lang))
-    r0, r1, c0, c1 = wmap.tile(pe.fold)
+              op=_op_text(op, pe.dataflow, lang))
     if pe.role == "idle":
-        note = t("wm.note_idle", lang, r=r1 - r0, rows=wmap.rows, c=c1 - c0, cols=wmap.cols)
-        return t("wm.pe_idle", lang, where=where, note=note)
-    r, c = r0 + pe.row, c0 + pe.col
-    forward = op.phase == "forward"
-    if op.uses_weights:
-        if df == "ws":
-            note = t("wm.note_ws_holds", lang, who=t("wm.who_inputs" if forward else "wm.who_gradients", lang),
-                     m=op.m)
-        elif df == "os":
-            note = t("wm.note_os_streams", lang, what="Y" if forward else "dX", r=r, c=c)
-        else:
-            note = t("wm.note_is_streams", lang, what="X" if forward else "dY", r=r, c=c)
-    elif df == "os":
-        note = t("wm.note_os_accumulates", lang, r=r, c=c, last=op.k - 1)
-    elif df == "ws":
-        note = t("wm.note_ws_sums", lang, r=r, c=c)
-    else:
-        note = t("wm.note_is_sums", lang, r=r, c=c)
+        return t("wm.pe_idle", lang, where=where, note=_note(pe, lang))
     text = t(f"wm.pe_{pe.role}", lang, where=where, list=_list_text(op.layer, pe.weights, pe.gradient, lang))
-    return _sentence(text, note, lang)
+    return _sentence(text, _note(pe, lang), lang)
 
 
 def describe_placement(placement: WeightPlacement, wmap: WeightMap, lang: str = "en") -> str:
@@ -124,11 +113,10 @@ def describe_placement(placement: WeightPlacement, wmap: WeightMap, lang: str = 
                  op_layer=op.layer, layer=p.layer)
     name = _wname(p.layer, p.i, p.j, p.gradient)
     label = _op_text(op, p.dataflow, lang)
-    not_on_chip = t("wm.note_not_on_chip", lang, weight=plain)
     if p.role in ("holds", "accumulates"):
         f, r, c = p.pes[0]
         text = t(f"wm.w_{p.role}", lang, weight=name, r=r, c=c, fold=_fold_text(f, p.folds, lang), op=label)
-        return _sentence(text, not_on_chip if p.role == "accumulates" else "", lang)
+        return _sentence(text, _note(p, lang), lang)
     folds = p.fold_indices
     rows = sorted({r for _, r, _ in p.pes})
     cols = sorted({c for _, _, c in p.pes})
@@ -140,13 +128,7 @@ def describe_placement(placement: WeightPlacement, wmap: WeightMap, lang: str = 
         line = t("wm.along_row", lang, row=rows[0], first=cols[0], last=cols[-1])
     text = t("wm.w_streams" if p.role == "streams" else "wm.w_sums", lang, weight=name, line=line,
              folds=fold_text, op=label)
-    if p.role == "streams":
-        note = t("wm.note_w_os" if p.dataflow == "os" else "wm.note_w_is", lang, k=p.step, n=p.step)
-    else:
-        first = folds[0]
-        samples = int(wmap.tiles[first, 1] - wmap.tiles[first, 0])
-        note = t("wm.note_w_sums", lang, samples=samples, folds=len(folds), weight=plain)
-    return _sentence(text, note, lang)
+    return _sentence(text, _note(p, lang), lang)
 
 
 def shown_units(size: int, max_units: int, compact: int, pins=(), strength: np.ndarray | None = None) -> np.ndarray:
@@ -192,8 +174,7 @@ class NetworkView(pn.viewable.Viewer):
 
     def __init__(self, session: TrainingSession, **params):
         super().__init__(session=session, **params)
-        self._pending = False
-        self._pending_lock = threading.Lock()
+        self._schedule = Redraw(self._refresh, lambda: self.figure.document)
         self._highlight_pairs: list[tuple[int, int]] = []  # links of the selected PE (layer self._pe_layer)
         self._pe_layer = 0
         self.drawn_links = 0
@@ -305,24 +286,6 @@ class NetworkView(pn.viewable.Viewer):
                 + swatch(PE_HALO, t("net.legend_pe", lang), True)
                 + swatch(SELECTED_HALO, t("net.legend_selected", lang), True))
         return f"<div style='font-size:12px;color:{palette.INK}'>{html}</div>"
-
-    # ----- thread-safe scheduling -----
-    def _schedule(self, *_events) -> None:
-        """Redraw now when not served (tests, notebooks); when served, on the document's next tick."""
-        doc = self.figure.document
-        if doc is None or doc.session_context is None:
-            self._refresh()
-            return
-        with self._pending_lock:
-            if self._pending:
-                return  # a redraw is already queued; it will draw the latest state
-            self._pending = True
-        doc.add_next_tick_callback(self._scheduled_refresh)
-
-    def _scheduled_refresh(self) -> None:
-        with self._pending_lock:
-            self._pending = False
-        self._refresh()
 
     # ----- what is on the chip -----
     def operations(self) -> list:
@@ -546,7 +509,8 @@ class NetworkView(pn.viewable.Viewer):
             now = t("net.no_step", lang)
         else:
             color = PHASE_COLORS.get(op.phase, palette.INK)
-            arrow = "→" if op.phase == "forward" else ("←" if op.phase.startswith("backward") else "↻")
+            direction = PHASE_TABLE[op.phase].direction if op.phase in PHASE_TABLE else None
+            arrow = DIRECTION_ARROWS.get(direction, "↻")
             where = t("net.layer", lang, layer=op.layer) if op.layer else t("net.all_layers", lang)
             unit = t("net.pe_array" if op.is_gemm else "net.vector_unit", lang)
             phase = t(f"phase.{op.phase}", lang) if f"phase.{op.phase}" in STRINGS else op.phase
@@ -687,4 +651,5 @@ class _nothing:
         return False
 
 
-__all__ = ["NetworkView", "POSITIVE", "NEGATIVE", "PHASE_COLORS", "shown_units", "unit_y", "layer_name"]
+__all__ = ["NetworkView", "POSITIVE", "NEGATIVE", "PHASE_COLORS", "DIRECTION_COLORS", "shown_units", "unit_y",
+           "layer_name"]

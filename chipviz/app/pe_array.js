@@ -1,7 +1,12 @@
 // PEArrayView's browser side (chipviz/app/pe_array.py; payload format: chipviz/trace_payload.py).
 // Colours, state keys and fallback dimension words arrive as data: model.palette (browser_palette()).
+// What the dataflow puts where arrives as data too (chipviz/chip/dataflow_table.py, Dataflow.roles): the
+// payload header's `roles` (the trace's) and, before a trace is loaded, model.roles. Nothing here tests
+// a dataflow's name; the dataflow key only picks the words of its edges (texts "role.<dataflow>.<edge>").
 const CTOR = { u1: Uint8Array, i1: Int8Array, i2: Int16Array, i4: Int32Array, f4: Float32Array };
 const REG = ["psum", "stationary", "from_left", "from_top"];
+// the GEMM C = A·B: the dimensions of each matrix (A: M×K, B: K×N, C: M×N)
+const MATRIX_DIMS = { A: ["M", "K"], B: ["K", "N"], C: ["M", "N"] };
 const STATUS_PART = /^\s*(fold\s+\d+\s+of\s+\d+|cycle\s+\d+\s+of\s+\d+|(折叠|周期)\s*\d+\s*\/\s*\d+)\s*$/i;
 
 function toArrayBuffer(v) {
@@ -35,7 +40,16 @@ function decode(value) {
     if (s && s.alias) key = s.alias;
     reg[name] = { frames: arr[key + ".frames"], index: arr[key + ".index"] };
   }
-  return { h, arr, reg, R: h.rows, C: h.cols, end: h.start + h.n };
+  return { h, arr, reg, R: h.rows, C: h.cols, end: h.start + h.n, flow: flowOf(h.roles) };
+}
+
+// what a dataflow's roles imply for drawing: C stays in the PEs (and the stationary register is the
+// psum), or an operand stays (preloaded from the top); whether an operand streams in from the top
+function flowOf(roles) {
+  const r = roles || {};
+  const keepsC = r.stationary === r.psum;
+  return { roles: r, keepsC, topMoves: r.from_top != null && r.from_top !== "-",
+           stationaryReg: keepsC ? "psum" : "stationary" };
 }
 
 function fmt(v) {
@@ -293,8 +307,8 @@ export function render({ model, el: host }) {
       ctx.lineWidth = 1; ctx.strokeStyle = PAL.ink;
       ctx.stroke(neg);
       // stationary operand (ws, is): a blue square in the top-right corner, size = |value|,
-      // filled when > 0 and hollow when < 0 (os keeps C there, already drawn as psum)
-      if (data.h.dataflow !== "os" && g.statMark) {
+      // filled when > 0 and hollow when < 0 (when C stays (os) it is the psum, already drawn)
+      if (!data.flow.keepsC && g.statMark) {
         const sscale = data.h.stationary_scale || 1, big = (s - gap) * 0.34;
         const spos = new Path2D(), sneg = new Path2D();
         for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) {
@@ -307,10 +321,11 @@ export function render({ model, el: host }) {
         ctx.fillStyle = "#ffffff"; ctx.fill(sneg);
         ctx.lineWidth = 1; ctx.strokeStyle = PAL.stationary; ctx.stroke(sneg);
       }
-      // moving operands: a triangle at the left of each PE holding one (and at the top for os)
-      // (drawn as pre-rendered sprites: one path of thousands of triangles rasterises slowly)
+      // moving operands: a triangle at the left of each PE holding one (and at the top when an
+      // operand streams in from the top: os) (drawn as pre-rendered sprites: one path of thousands
+      // of triangles rasterises slowly)
       const ms = Math.max(2.5, Math.min(7, s * 0.2));
-      const right = sprite("right", ms), down = data.h.dataflow === "os" ? sprite("down", ms) : null;
+      const right = sprite("right", ms), down = data.flow.topMoves ? sprite("down", ms) : null;
       const w = right.cssW, h = right.cssH;
       for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) {
         const e = enteredLeft(t, i, j);
@@ -324,7 +339,7 @@ export function render({ model, el: host }) {
       if (g.corner) {
         ctx.font = "10px system-ui, sans-serif"; ctx.textBaseline = "top"; ctx.textAlign = "right";
         ctx.fillStyle = PAL.ink;
-        const name = data.h.dataflow === "os" ? "psum" : "stationary";
+        const name = data.flow.stationaryReg;
         for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) {
           const v = reg(name, t, i, j);
           if (v === 0 && st[off + i * cols + j] === 0) continue;
@@ -374,8 +389,8 @@ export function render({ model, el: host }) {
 
   function drawAxes(t, fold, tile) {
     const g = geo, rows = R(), cols = C(), s = g.s, x0 = g.ml, y0 = g.mt;
-    const roles = data ? data.h.roles : ({ ws: { rows: "K", cols: "N" }, is: { rows: "K", cols: "M" },
-                                            os: { rows: "M", cols: "N" } })[model.dataflow] || { rows: "?", cols: "?" };
+    const known = model.roles && model.roles.rows ? model.roles : { rows: "?", cols: "?" };
+    const roles = data ? data.h.roles : known;
     ctx.fillStyle = PAL.ink;
     ctx.font = "600 12px system-ui, sans-serif";
     ctx.textBaseline = "top"; ctx.textAlign = "left";
@@ -408,7 +423,7 @@ export function render({ model, el: host }) {
   function drawEdges(t) {
     if (!data) return;
     const g = geo, rows = R(), cols = C(), s = g.s, x0 = g.ml, y0 = g.mt;
-    const df = data.h.dataflow, streamed = data.h.roles.streamed.toLowerCase();
+    const topMoves = data.flow.topMoves, streamed = data.h.roles.streamed.toLowerCase();
     const sx = x0 - g.stripW - 1, ty = y0 - (g.text ? 18 : 10) - 1, by = y0 + g.gh + 1;
     ctx.font = "10px system-ui, sans-serif"; ctx.textBaseline = "middle"; ctx.textAlign = "center";
     for (let i = 0; i < rows; i++) {           // left edge: element entering each row
@@ -423,14 +438,14 @@ export function render({ model, el: host }) {
       }
     }
     const topH = g.text ? 16 : 8;
-    for (let j = 0; j < cols; j++) {           // top edge: preload rows (ws/is) or B's elements (os)
+    for (let j = 0; j < cols; j++) {           // top edge: preload rows (ws/is) or a moving operand (os)
       const v = hist("top_in", t, j, cols);
       if (v < 0) continue;
       const x = x0 + j * s;
-      ctx.fillStyle = df === "os" ? PAL.moving : PAL.preload;
+      ctx.fillStyle = topMoves ? PAL.moving : PAL.preload;
       ctx.fillRect(x + 1, ty, Math.max(2, s - 3), topH);
       if (g.text) {
-        ctx.fillStyle = df === "os" ? "#fff" : PAL.ink;
+        ctx.fillStyle = topMoves ? "#fff" : PAL.ink;
         label(`k${v}↓`, `${v}`, x + s / 2, ty + topH / 2, s - 4);
       }
     }
@@ -490,14 +505,14 @@ export function render({ model, el: host }) {
     add("transparent", T("leg_highlighted"), { border: `2px dashed ${PAL.highlight}` });
     add("transparent", T("leg_selected"), { border: `2px solid ${PAL.selected}` });
     if (data) {
-      const r = data.h.roles, df = data.h.dataflow;
-      const role = (name) => roleText(df, name, r[name]);
+      const r = data.h.roles, keepsC = data.flow.keepsC;
+      const role = (name) => roleText(data.h.dataflow, name, r[name]);
       let txt = T("edge_left", { what: role("left_in") });
-      txt += df === "os" ? T("edge_top_os", { what: role("top_in") })
-                         : T("edge_top", { top: role("top_in"), bottom: role("bottom_out") });
-      if (geo && geo.corner) txt += df !== "os" ? T("corner_stationary", { what: r.stationary })
-                                                 : T("corner_psum");
-      else if (df !== "os" && geo && geo.statMark) {
+      txt += keepsC ? T("edge_top_os", { what: role("top_in") })
+                    : T("edge_top", { top: role("top_in"), bottom: role("bottom_out") });
+      if (geo && geo.corner) txt += !keepsC ? T("corner_stationary", { what: r.stationary })
+                                            : T("corner_psum");
+      else if (!keepsC && geo && geo.statMark) {
         txt += T("corner_square", { what: r.stationary });
       }
       txt += T("hover_hint");
@@ -508,7 +523,7 @@ export function render({ model, el: host }) {
   // ---- tooltip -------------------------------------------------------------------
   function describe(i, j) {
     if (!data) return `<b>PE (${i}, ${j})</b><br>${T("tip_no_trace")}`;
-    const t = cur - data.h.start, fold = foldAt(t), df = data.h.dataflow;
+    const t = cur - data.h.start, fold = foldAt(t), { roles: r, keepsC, topMoves } = data.flow;
     const tile = fold >= 0 ? data.h.tiles[fold] : null;
     const state = data.arr.state[(t * data.R + i) * data.C + j];
     const sv = reg("stationary", t, i, j), ml = reg("from_left", t, i, j);
@@ -519,32 +534,26 @@ export function render({ model, el: host }) {
     const mapped = tile && i < tile[1] - tile[0] && j < tile[3] - tile[2];
     const r0 = tile ? tile[0] : 0, c0 = tile ? tile[2] : 0;
     const eL = enteredLeft(t, i, j), eT = enteredTop(t, i, j);
-    let m, n, k, what = "";
-    if (df === "ws") {
-      k = r0 + i; n = c0 + j; m = eL;
-      lines.push(`${ST} B[${k}, ${n}] = ${fmt(sv)}`);
-      lines.push(`${MV} A[${m != null && m >= 0 ? m : "–"}, ${k}] = ${fmt(ml)}`);
-      lines.push(`psum ${m != null && m >= 0 ? `C[${m}, ${n}] (k ≤ ${k})` : ""} = ${fmt(ps)}`);
-    } else if (df === "is") {
-      k = r0 + i; m = c0 + j; n = eL;
-      lines.push(`${ST} A[${m}, ${k}] = ${fmt(sv)}`);
-      lines.push(`${MV} B[${k}, ${n != null && n >= 0 ? n : "–"}] = ${fmt(ml)}`);
-      lines.push(`psum ${n != null && n >= 0 ? `C[${m}, ${n}] (k ≤ ${k})` : ""} = ${fmt(ps)}`);
-    } else {
-      m = r0 + i; n = c0 + j; k = eL;
-      lines.push(`${ST} C[${m}, ${n}] = ${fmt(ps)}`);
-      lines.push(`${MV} A[${m}, ${k != null && k >= 0 ? k : "–"}] = ${fmt(ml)} ${T("tip_from_left")}`);
-      lines.push(`${MV} B[${eT != null && eT >= 0 ? eT : "–"}, ${n}] = ${fmt(mt)} ${T("tip_from_top")}`);
+    const seen = (v) => v != null && v >= 0;
+    // GEMM indices of this PE: the spread dimensions from its place, the streamed one from what entered
+    const at = { [r.rows]: r0 + i, [r.cols]: c0 + j };
+    const elem = (mat, over) => `${mat}[${MATRIX_DIMS[mat].map((d) => (d in over ? over[d] : at[d])).join(", ")}]`;
+    const moving = (e) => ({ [r.streamed]: seen(e) ? e : "–" });
+    let what = "";
+    lines.push(`${ST} ${elem(r.stationary, {})} = ${fmt(keepsC ? ps : sv)}`);
+    lines.push(`${MV} ${elem(r.from_left, moving(eL))} = ${fmt(ml)}` + (topMoves ? ` ${T("tip_from_left")}` : ""));
+    if (topMoves) lines.push(`${MV} ${elem(r.from_top, moving(eT))} = ${fmt(mt)} ${T("tip_from_top")}`);
+    if (!keepsC) {
+      const out = seen(eL) ? `${elem(r.psum, { [r.streamed]: eL })} (k ≤ ${at.K})` : "";
+      lines.push(`psum ${out} = ${fmt(ps)}`);
     }
     if (!mapped) what = T("tip_unmapped");
     else if (state === 1) {
-      const mm = df === "is" ? m : (df === "ws" ? eL : m), nn = df === "is" ? eL : n, kk = df === "os" ? eL : k;
+      const now = { [r.streamed]: eL };
       if (eL == null) what = T("tip_unknown");
-      else what = `<span class="cv-math">C[${mm}, ${nn}] += A[${mm}, ${kk}] · B[${kk}, ${nn}]</span>`;
-    } else if (state === 2) {
-      const kk = eT;
-      const elem = kk == null || kk < 0 ? "" : (df === "ws" ? ` B[${kk}, ${n}]` : ` A[${m}, ${kk}]`);
-      what = T("tip_preload", { elem: elem });
+      else what = `<span class="cv-math">${elem("C", now)} += ${elem("A", now)} · ${elem("B", now)}</span>`;
+    } else if (state === 2) {   // the stationary operand shifts in from the top: its row index entered there
+      what = T("tip_preload", { elem: seen(eT) ? ` ${elem(r.stationary, { [r.rows]: eT })}` : "" });
     } else if (state === 3) what = T("tip_stall");
     else what = T("tip_idle");
     lines.push(what);
@@ -667,7 +676,7 @@ export function render({ model, el: host }) {
   model.on("highlight", () => { setHighlight(); dirty = true; schedule(); });
   model.on("texts", () => { syncWords(); syncFps(); buildLegend(); dirty = true; schedule(); });
   model.on("palette", () => { syncPalette(); sprites.clear(); buildLegend(); dirty = true; schedule(); });
-  model.on(["rows", "cols", "dataflow"], () => { resize(); schedule(); });
+  model.on(["rows", "cols", "dataflow", "roles"], () => { resize(); schedule(); });
 
   const ro = new ResizeObserver(() => { resize(); draw(); });
   ro.observe(root);

@@ -11,7 +11,9 @@ trace is sent.
 The payload format and its codec live in the headless :mod:`chipviz.trace_payload`. The
 browser code is in the files next to this one: ``pe_array.js`` (the ES module, Panel's
 ``_esm``) and ``pe_array.css`` (its stylesheet, read into ``_stylesheets``); the colours and
-state names reach it as data, the ``palette`` parameter (:func:`browser_palette`).
+state names reach it as data, the ``palette`` parameter (:func:`browser_palette`), and so do the
+dataflow's facts (what its rows, columns, edges and registers hold: the dataflow table's
+``Dataflow.roles``), in the payload header and, before a trace is loaded, the ``roles`` parameter.
 """
 from __future__ import annotations
 
@@ -23,6 +25,8 @@ import numpy as np
 import param
 from panel.custom import JSComponent
 
+from .. import checks
+from ..chip.dataflow_table import DATAFLOW_TABLE
 from ..chip.trace import Trace
 from ..trace_payload import DEFAULT_BATCH_BYTES, MAX_BATCH_BYTES, default_batch_cycles, pack_window
 from . import palette
@@ -89,7 +93,7 @@ class PEArrayView(JSComponent):
 
     rows = param.Integer(default=8, bounds=(1, 512), doc="PE rows of the array.")
     cols = param.Integer(default=8, bounds=(1, 512), doc="PE columns of the array.")
-    dataflow = param.Selector(default="ws", objects=["ws", "is", "os"], doc="Dataflow of the loaded trace.")
+    dataflow = param.Selector(default="ws", objects=list(DATAFLOW_TABLE), doc="Dataflow of the loaded trace.")
     frames = param.Bytes(default=None, doc="Packed batch of cycles (see chipviz.trace_payload); set by load_trace.")
     start_cycle = param.Integer(default=0, bounds=(0, None), doc="First GEMM cycle in the batch.")
     n_cycles = param.Integer(default=0, bounds=(0, None), doc="Cycles in the batch.")
@@ -114,6 +118,10 @@ class PEArrayView(JSComponent):
                          doc="Colours, state keys and fallback dimension words the browser draws with "
                              "(browser_palette(); from chipviz.app.palette).")
 
+    roles = param.Dict(default=dict(DATAFLOW_TABLE[dataflow.default].roles), constant=True,
+                       doc="What the array's rows, columns, edges and registers hold in `dataflow` "
+                           "(DATAFLOW_TABLE[dataflow].roles; follows `dataflow`), for the browser.")
+
     _esm = ESM_PATH  # Panel reads the file (and watches it under `panel serve --dev`)
     # The CSS goes in as text read from the file, not as the path: a Panel template (the dashboard's) adds
     # every "*.css" entry of a component's _stylesheets to the page as a <link> to that path verbatim,
@@ -125,6 +133,7 @@ class PEArrayView(JSComponent):
         params.setdefault("sizing_mode", "stretch_width")
         params.setdefault("min_height", 300)
         super().__init__(**params)
+        self._on_dataflow()
         self._trace: Trace | None = None
         self._scale: tuple[Trace | None, tuple[float, float]] = (None, (1.0, 1.0))
         self._window = 0
@@ -265,6 +274,13 @@ class PEArrayView(JSComponent):
         return int(trace.fold[c - trace.start])
 
     # ---- reactions ---------------------------------------------------------------------
+    @param.depends("dataflow", watch=True)
+    def _on_dataflow(self):
+        roles = dict(DATAFLOW_TABLE[self.dataflow].roles)
+        if roles != self.roles:
+            with param.edit_constant(self):
+                self.roles = roles
+
     @param.depends("cycle", watch=True)
     def _on_cycle(self):
         if self.n_cycles == 0:
@@ -320,11 +336,7 @@ def _run_start(fold: np.ndarray, t: int) -> int:
 
 
 def _whole(value, name: str, allow_negative: bool = False) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name} must be a whole number, got {value!r}")
-    if not allow_negative and value < 0:
-        raise ValueError(f"{name} must be >= 0, got {value}")
-    return int(value)
+    return checks.whole(name, value, None if allow_negative else 0)
 
 
 __all__ = ["PEArrayView", "browser_palette", "pe_texts", "strip_status"]

@@ -6,11 +6,10 @@ figures once, and on every new `session.snapshot` only replaces the data of its
 
 Threads: the session publishes snapshots from its worker thread, so the watchers below run
 there. Bokeh models may only be changed on the document's thread, so every view funnels its
-model edits through `_LiveView._schedule`: with no served document (tests, scripts) the edit
-runs at once; when served, `pn.state.execute` (with the view's document made current) runs it
-directly if we already are on the document's thread and otherwise queues it with the
-document's `add_next_tick_callback`. At most one edit per view is queued at a time and it
-draws the latest snapshot, so a slow browser never builds a backlog. The expensive views
+model edits through `_LiveView._schedule`, a chipviz.app.document.Redraw: with no served
+document (tests, scripts) the edit runs at once; when served it runs on the document's thread.
+At most one edit per view is queued at a time and it draws the latest snapshot, so a slow
+browser never builds a backlog. The expensive views
 (loss surface, decision boundary) compute in the publishing thread, throttled, and only
 hand finished arrays to the document.
 """
@@ -49,14 +48,14 @@ from bokeh.core.properties import value as _value
 from bokeh.palettes import Cividis256
 from bokeh.plotting import figure
 from bokeh.plotting.contour import contour_data
-from panel.io.state import set_curdoc
 
 from ..data import TOYS
 from ..nn.on_chip import PHASES
+from ..nn.phases import PHASE_TABLE
 from ..nn.trainer import ENERGY_PARTS
 from . import palette as pal
 from .. import server_load
-from .document import served_document
+from .document import Redraw, served_document
 from ..i18n import LANGUAGES, t
 from ..session import TrainingSession
 from .sources import set_data, set_series
@@ -76,7 +75,6 @@ ENERGY_COLORS = {"mac": pal.ORANGE, "register": pal.REDDISH_PURPLE, "sram": pal.
                  "vector": pal.BLUISH_GREEN}
 ENERGY_LABELS = {"mac": "MAC", "register": "register (PE to PE)", "sram": "SRAM", "dram": "DRAM",
                  "vector": "vector unit"}
-PHASE_SHORT = {"forward": "fwd", "backward_data": "bwd-data", "backward_weights": "bwd-wt", "update": "update"}
 DIRECTION_COLORS = {"forward": pal.FORWARD, "backward": pal.BACKWARD}
 # Energy units, smallest first: (name, picojoules per unit).
 ENERGY_UNITS = (("pJ", 1.0), ("nJ", 1e3), ("µJ", 1e6), ("mJ", 1e9), ("J", 1e12))
@@ -100,8 +98,8 @@ def _diverging(low: str, high: str, n: int = 256) -> list[str]:
         return np.array([int(c[i:i + 2], 16) for i in (1, 3, 5)], float)
     a, b, w = rgb(low), rgb(high), np.full(3, 255.0)
     out = []
-    for t in np.linspace(0, 1, n):
-        c = a + (w - a) * (t / 0.5) if t <= 0.5 else w + (b - w) * ((t - 0.5) / 0.5)
+    for x in np.linspace(0, 1, n):
+        c = a + (w - a) * (x / 0.5) if x <= 0.5 else w + (b - w) * ((x - 0.5) / 0.5)
         out.append("#%02x%02x%02x" % tuple(int(round(v)) for v in c))
     return out
 
@@ -197,12 +195,19 @@ def _series(history: dict, column: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _gemm_label(op, lang: str = "en") -> str:
-    phase = t(f"plot.gemm_phase.{op.phase}", lang) if op.phase in PHASE_SHORT else op.phase
+    phase = t(f"plot.gemm_phase.{op.phase}", lang) if op.phase in PHASES else op.phase
     return f"L{op.layer} {phase} {op.name.replace(' ', '')}"
 
 
 def _direction(phase: str) -> str:
-    return "forward" if phase == "forward" else "backward"
+    """The direction of a GEMM's phase, "forward" or "backward" (chipviz.nn.phases); the plots here
+    show GEMMs only, so anything that is not forward is drawn as backward."""
+    facts = PHASE_TABLE.get(phase)
+    return "forward" if facts is not None and facts.direction == "forward" else "backward"
+
+
+def _forward(op) -> bool:
+    return _direction(op.phase) == "forward"
 
 
 class _Throttle:
@@ -317,9 +322,8 @@ class _LiveView(pn.viewable.Viewer):
         self._figures: list = []
         self._missed = False  # a snapshot came while hidden
         self._labelled = None  # the language the static words are in
-        self._queue_lock = threading.Lock()
-        self._queued = False
         self._doc = served_document()
+        self._redraw = Redraw(self._draw, lambda: self._document())
         self._constructing = True  # the first drawing happens here, before any browser is attached
         self._layout = self._build()
         self._watchers = [session.param.watch(self._safe_on_snapshot, "snapshot")]
@@ -395,27 +399,10 @@ class _LiveView(pn.viewable.Viewer):
         return self._doc
 
     def _schedule(self) -> None:
-        doc = self._document()
-        if doc is None or doc.session_context is None or self._constructing:
+        if self._constructing:
             self._draw()
-            return
-        with self._queue_lock:
-            if self._queued:
-                return  # the queued edit will draw the latest snapshot anyway
-            self._queued = True
-        try:
-            with set_curdoc(doc):
-                pn.state.execute(self._run_queued)
-        except Exception:
-            with self._queue_lock:
-                self._queued = False
-            raise
-
-    def _run_queued(self) -> None:
-        with self._queue_lock:
-            self._queued = False
-        with pn.io.hold():
-            self._draw()
+        else:
+            self._redraw()
 
     def _full_refresh_due(self) -> bool:
         """True every FULL_REFRESH_EVERY-th call: time to resend streamed series whole."""
@@ -611,7 +598,8 @@ class EnergyPlot(_LiveView):
         p.y_range.start = 0
         self._energy_items = {k: LegendItem(label=ENERGY_LABELS[k], renderers=[r])
                               for k, r in zip(ENERGY_PARTS, renderers)}
-        p.add_layout(Legend(items=list(reversed(list(self._energy_items.values())))), "right")  # top of the legend = top of the stack
+        # top of the legend = top of the stack
+        p.add_layout(Legend(items=list(reversed(list(self._energy_items.values())))), "right")
         _style_legend(p, "top_left")
         p.legend[0].click_policy = "none"
         p.legend[0].border_line_color = None
@@ -737,7 +725,8 @@ class RooflinePlot(_LiveView):
         self.hover.tooltips = [
             (tr("plot.gemm"), "@label"), (tr("plot.layer"), "@layer"), (tr("plot.phase_tip"), "@phase"),
             (tr("plot.shape"), "@shape"), (tr("plot.intensity"), "@intensity"),
-            (tr("plot.achieved"), f"@y{{0.00}} {per_cycle}"), (tr("plot.attainable"), f"@attainable{{0.00}} {per_cycle}"),
+            (tr("plot.achieved"), f"@y{{0.00}} {per_cycle}"),
+            (tr("plot.attainable"), f"@attainable{{0.00}} {per_cycle}"),
             (tr("plot.utilisation"), "@util{0.0%}")]
         self.note.object = tr("plot.roofline_note")
         if self.snapshot is None:
@@ -748,7 +737,7 @@ class RooflinePlot(_LiveView):
         """items: (index into ops, op) of the GEMMs."""
         data = {k: [] for k in ("index", "x", "y", "intensity", "label", "layer", "phase", "shape", "attainable",
                                 "util", "direction", "color", "marker", "size")}
-        items = sorted(items, key=lambda item: item[1].phase != "forward")  # forward first, drawn below
+        items = sorted(items, key=lambda item: not _forward(item[1]))  # forward first, drawn below
         for index, op in items:
             s = op.stats
             finite = math.isfinite(s.arithmetic_intensity)
@@ -765,8 +754,8 @@ class RooflinePlot(_LiveView):
             data["util"].append(s.utilization)
             data["direction"].append(t(f"direction.{_direction(op.phase)}", lang))
             data["color"].append(DIRECTION_COLORS[_direction(op.phase)])
-            data["marker"].append("circle" if op.phase == "forward" else "triangle")
-            data["size"].append(16 if op.phase == "forward" else 11)
+            data["marker"].append("circle" if _forward(op) else "triangle")
+            data["size"].append(16 if _forward(op) else 11)
         return data
 
     def _update(self) -> None:
