@@ -1,9 +1,8 @@
-"""ChipViz dashboard: `panel serve app.py`, then open the address it prints.
+"""ChipViz dashboard: `panel serve app.py`, then open the address it prints (…/app).
 
-Each browser tab gets its own training session; settings live in the URL.
+The page itself is chipviz/app/main.py, which `chipviz serve` serves from an installed package;
+this file runs the same for a checkout. Each browser tab gets its own training session.
 """
-from chipviz.app.dashboard import Dashboard
-from chipviz.server_load import limit_blas_threads
+from chipviz.app.main import serve_page
 
-limit_blas_threads()  # the tabs share this server's cores: one BLAS thread per call (server_load.py)
-Dashboard().template().servable()
+serve_page()

@@ -3,6 +3,7 @@
     chipviz gemm --m 32 --k 64 --n 10 --array 8x8 --dataflow ws [--engine cycle] [--json] ...
     chipviz gemm --topology layers.csv [--output report.csv]
     chipviz train --dataset digits --layers 64,32,10 --optimizer adam --lr 0.01 --epochs 10 ...
+    chipviz serve [--port 5006] [--address A] [--allow-websocket-origin HOST[:PORT]] [--num-procs N]
 
 Layout, so that more subcommands slot in beside `gemm`: each subcommand is a pair of
 functions, `_add_<name>(subparsers)` declaring its options and `_run_<name>(args) -> int`
@@ -23,9 +24,13 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import importlib.util
+import ipaddress
 import json
 import math
 import os
+import re
+import subprocess
 import sys
 
 import numpy as np
@@ -758,7 +763,123 @@ def _train_report(s: dict) -> str:
     return "\n".join(lines)
 
 
-SUBCOMMANDS = [_add_gemm, _add_train]
+# --------------------------------------------------------------------------- serve
+
+# `serve` starts `python -m panel serve` on the folder of chipviz.app, a Bokeh directory app whose script is
+# chipviz/app/main.py: Panel names the route after the folder, so the page is at /app, as with `panel serve
+# app.py` in a checkout. This module never imports panel, bokeh or chipviz.app (pyproject.toml's import
+# contract): it finds the folder with importlib and leaves the serving to the child.
+APP_PACKAGE = "chipviz.app"
+APP_ROUTE = "/app"
+DEFAULT_PORT = 5006  # panel serve's
+_HOST_NAME = re.compile(r"[A-Za-z0-9_*](?:[A-Za-z0-9_.*-]*[A-Za-z0-9_*])?")  # a host name, or a pattern with *
+
+
+def _add_serve(subparsers) -> None:
+    p = subparsers.add_parser(
+        "serve", help=f"serve the dashboard in the browser (panel serve), at http://localhost:{DEFAULT_PORT}/app",
+        description="Serve the ChipViz dashboard from the installed package with Panel, at "
+                    f"http://ADDRESS:PORT{APP_ROUTE}; every browser tab gets its own training session. "
+                    "Ctrl-C stops the server.")
+    p.add_argument("--port", type=_integer, default=None,
+                   help=f"port to listen on, 1..65535 (default {DEFAULT_PORT})")
+    p.add_argument("--address", default=None,
+                   help="address to listen on, an IP address or a host name, e.g. 127.0.0.1 "
+                        "(default: every interface)")
+    p.add_argument("--allow-websocket-origin", action="append", default=None, metavar="HOST[:PORT]",
+                   help="a host the page may be opened from, as the browser's address bar names it, "
+                        "e.g. chipviz.example.org:443 (a HOST alone means port 80, * matches anything); "
+                        "repeat for several (default: localhost:PORT)")
+    p.add_argument("--num-procs", type=_integer, default=None, metavar="N",
+                   help="server processes sharing the port, each with its own tabs (default 1)")
+    p.set_defaults(run=_run_serve)
+
+
+def serve_command(args: argparse.Namespace) -> list[str]:
+    """The validated command `chipviz serve` runs: `python -m panel serve <chipviz/app> [options]`.
+
+    Raises UsageError, naming the option, for a bad value; starts nothing.
+    """
+    command = [sys.executable, "-m", "panel", "serve", str(app_folder())]
+    if args.port is not None:
+        if not 1 <= args.port <= 65535:
+            raise UsageError(f"argument --port: must be a whole number from 1 to 65535, got {args.port}")
+        command += ["--port", str(args.port)]
+    if args.address is not None:
+        command += ["--address", _address(args.address)]
+    for origin in args.allow_websocket_origin or ():
+        command += ["--allow-websocket-origin", _origin(origin)]
+    if args.num_procs is not None:
+        if args.num_procs < 1:
+            raise UsageError(f"argument --num-procs: must be a whole number >= 1, got {args.num_procs}")
+        command += ["--num-procs", str(args.num_procs)]
+    return command
+
+
+def app_folder() -> str:
+    """The installed chipviz/app folder (holding main.py), found without importing chipviz.app."""
+    spec = importlib.util.find_spec(APP_PACKAGE)
+    folders = list(spec.submodule_search_locations or ()) if spec is not None else []
+    for folder in folders:
+        if os.path.isfile(os.path.join(folder, "main.py")):
+            return os.path.abspath(folder)
+    raise UsageError(f"cannot find the dashboard ({APP_PACKAGE.replace('.', '/')}/main.py) in the installed "
+                     f"package; reinstall chipviz")
+
+
+def _address(text: str) -> str:
+    try:
+        ipaddress.ip_address(text)
+        return text
+    except ValueError:
+        pass
+    if not (_HOST_NAME.fullmatch(text) and "*" not in text):
+        raise UsageError(f"argument --address: must be an IP address or a host name, e.g. 127.0.0.1 or "
+                         f"localhost, got {text!r}")
+    return text
+
+
+def _origin(text: str) -> str:
+    """HOST[:PORT] as Bokeh's allowlist reads it (one colon at most: no URL, no bare IPv6 address)."""
+    host, colon, port = text.partition(":")
+    if "://" in text or "/" in text:
+        problem = "give the host without http:// or a path"
+    elif not _HOST_NAME.fullmatch(host):
+        problem = "the host must be a host name or IP address"
+    elif colon and not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
+        problem = "the port must be a whole number from 1 to 65535"
+    else:
+        return text
+    raise UsageError(f"argument --allow-websocket-origin: must look like HOST[:PORT], e.g. localhost:5006 "
+                     f"({problem}), got {text!r}")
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    command = serve_command(args)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if os.name == "posix":
+        # Become the server: Ctrl-C (SIGINT) and SIGTERM reach Panel itself, which shuts down cleanly, and its
+        # exit status is this command's. Nothing is left in between to forward signals or to orphan a child.
+        os.execv(command[0], command)
+    return run_server(command)
+
+
+def run_server(command: list[str]) -> int:
+    """Run the server as a child (where exec is not available) until it exits; Ctrl-C stops both."""
+    child = subprocess.Popen(command)
+    try:
+        return child.wait()
+    except KeyboardInterrupt:  # the console sent Ctrl-C to the child too: give it time to shut down
+        try:
+            child.wait(timeout=10)
+        except (subprocess.TimeoutExpired, KeyboardInterrupt):
+            child.kill()
+            child.wait()
+        raise
+
+
+SUBCOMMANDS = [_add_gemm, _add_train, _add_serve]
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -11,12 +11,14 @@ import tomllib
 from functools import lru_cache
 from pathlib import Path
 
+from ..data.digits import shipped_path
 from .common import LANGUAGES, SETTING_KEYS, _close, _key, convert_setting, default_settings
 from .measures import MAX_TRAIN_STEPS, MEASURES, OP_REF, TEXT_MEASURES, Query
 from .model import Exercise, Lesson, LessonError, Question, Step, View
 from .placeholders import placeholders_in, resolve_placeholder
 
-LESSONS_DIR = Path(os.environ.get("CHIPVIZ_LESSONS", Path(__file__).resolve().parents[2] / "lessons"))
+# CHIPVIZ_LESSONS overrides; else the repository's lessons/ (a checkout) or the copy a wheel installed
+LESSONS_DIR = Path(os.environ["CHIPVIZ_LESSONS"]) if "CHIPVIZ_LESSONS" in os.environ else shipped_path("lessons")
 
 CHIP_KEYS = ("rows", "cols", "dataflow", "clock", "sram", "bw", "precision")
 NET_KEYS = ("dataset", "hidden", "w1", "w2", "w3", "w4", "act", "opt", "lr", "batch", "seed", "precision", "noise")

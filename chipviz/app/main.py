@@ -1,0 +1,19 @@
+"""The served dashboard. `chipviz serve` runs `panel serve` on this package's folder, chipviz/app/: a
+Bokeh directory app whose script is this main.py, served at /app (the folder's name). The repository's
+app.py runs the same page for `panel serve app.py`, also at /app.
+
+Each browser tab gets its own training session; settings live in the URL. Imports here are absolute:
+Bokeh runs this file as a script (a module named bokeh_app_…), not as part of chipviz.app.
+"""
+from chipviz.app.dashboard import Dashboard
+from chipviz.server_load import limit_blas_threads
+
+
+def serve_page():
+    """Build this tab's dashboard and mark it servable (the server runs the app's script once per tab)."""
+    limit_blas_threads()  # the tabs share this server's cores: one BLAS thread per call (server_load.py)
+    return Dashboard().template().servable()
+
+
+if __name__ != "chipviz.app.main":  # run as the app's script by panel serve (not imported, as app.py does)
+    serve_page()
