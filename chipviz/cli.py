@@ -3,6 +3,8 @@
     chipviz gemm --m 32 --k 64 --n 10 --array 8x8 --dataflow ws [--engine cycle] [--json] ...
     chipviz gemm --topology layers.csv [--output report.csv]
     chipviz train --dataset digits --layers 64,32,10 --optimizer adam --lr 0.01 --epochs 10 ...
+    chipviz animate --m 4 --k 4 --n 4 --array 4x4 --dataflow ws [--cycles START:STOP] [--fps N] --out gemm.gif
+    chipviz animate --m 4 --k 4 --n 4 --array 4x4 --dataflow ws [--cycle C] --out frame.png|frame.svg
     chipviz serve [--port 5006] [--address A] [--allow-websocket-origin HOST[:PORT]] [--num-procs N]
 
 Layout, so that more subcommands slot in beside `gemm`: each subcommand is a pair of
@@ -35,6 +37,7 @@ import sys
 
 import numpy as np
 
+from . import animation
 from .chip import DATAFLOWS, ENGINES, PRECISIONS, ChipConfig, GemmStats, Mapping, TraceTooLarge, analyze, gemm
 from .chip import parse_array
 from .chip import trace as tr
@@ -330,8 +333,9 @@ def _check_status(check: dict | None) -> int:
     return EXIT_CHECK_FAILED
 
 
-def _trace_window(text: str | None, total: int, config: ChipConfig) -> tuple[int, int]:
-    """START:STOP (either side may be left out) within a run of `total` cycles, and within the budget."""
+def _trace_window(text: str | None, total: int, config: ChipConfig, option: str = "--trace-window") -> tuple[int, int]:
+    """START:STOP (either side may be left out) within a run of `total` cycles, and within the budget;
+    errors name `option`, the option that gave the window."""
     per_cycle = tr.bytes_per_cycle(config.rows, config.cols)
     most = tr.DEFAULT_BUDGET_BYTES // per_cycle
     if text is None:
@@ -340,9 +344,9 @@ def _trace_window(text: str | None, total: int, config: ChipConfig) -> tuple[int
             raise UsageError(
                 f"a trace of the whole run ({total:,} cycles on a {config.rows}x{config.cols} array) needs "
                 f"{total * per_cycle / 2**20:,.0f} MiB, over the {tr.DEFAULT_BUDGET_BYTES // 2**20} MiB budget: "
-                f"record part of it with --trace-window START:STOP (at most {most:,} cycles)")
+                f"record part of it with {option} START:STOP (at most {most:,} cycles)")
         return start, stop
-    form = (f"argument --trace-window: expected START:STOP with 0 <= START < STOP, "
+    form = (f"argument {option}: expected START:STOP with 0 <= START < STOP, "
             f"cycles of this run being 0..{total - 1}")
     parts = text.split(":")
     if len(parts) != 2:
@@ -358,7 +362,7 @@ def _trace_window(text: str | None, total: int, config: ChipConfig) -> tuple[int
         raise UsageError(f"{form}, got {text!r}")
     stop = min(stop, total)
     if (stop - start) * per_cycle > tr.DEFAULT_BUDGET_BYTES:
-        raise UsageError(f"argument --trace-window: {stop - start:,} cycles on a {config.rows}x{config.cols} array "
+        raise UsageError(f"argument {option}: {stop - start:,} cycles on a {config.rows}x{config.cols} array "
                          f"need {(stop - start) * per_cycle / 2**20:,.0f} MiB, over the "
                          f"{tr.DEFAULT_BUDGET_BYTES // 2**20} MiB budget: record at most {most:,} cycles")
     return start, stop
@@ -763,6 +767,108 @@ def _train_report(s: dict) -> str:
     return "\n".join(lines)
 
 
+# --------------------------------------------------------------------------- animate
+
+# `animate` draws one GEMM's trace headless (chipviz.animation, Pillow): cycles START..STOP-1 as a looping GIF, or
+# one cycle as a PNG or SVG picture, for slides. It runs the cycle engine as `gemm --trace` does (_run_cycle),
+# recording only the cycles drawn, after checking the window against the GIF's bounds and the trace budget.
+_ANIMATION_FORMATS = (".gif", ".png", ".svg")
+
+
+def _add_animate(subparsers) -> None:
+    p = subparsers.add_parser(
+        "animate", help="draw a GEMM's cycles as an animated GIF, or one cycle as a PNG or SVG (for slides)",
+        description="Run one GEMM C = A·B (random A and B) on the cycle-accurate engine and draw what every PE does, "
+                    "headless: cycles START..STOP-1 as a looping animated GIF, one frame a cycle, or one cycle as a "
+                    "PNG or SVG picture. Cycles are numbered from 0 here, as in --trace-window; the pictures "
+                    "number them from 1, as the dashboard does.")
+    shape = p.add_argument_group("workload")
+    shape.add_argument("--m", type=_integer, required=True, metavar="M", help="rows of A and C (e.g. the batch)")
+    shape.add_argument("--k", type=_integer, required=True, metavar="K",
+                       help="columns of A, rows of B (the reduction)")
+    shape.add_argument("--n", type=_integer, required=True, metavar="N",
+                       help="columns of B and C (e.g. output features)")
+    _add_chip_options(p)
+    out = p.add_argument_group("output")
+    out.add_argument("--out", required=True, metavar="FILE",
+                     help="FILE.gif: an animated GIF of --cycles; FILE.png or FILE.svg: the picture of --cycle")
+    out.add_argument("--cycles", metavar="START:STOP",
+                     help=f"the GIF's cycles START..STOP-1 (default: the whole GEMM, if a GIF holds it: at most "
+                          f"{animation.MAX_GIF_FRAMES} frames, fewer for large arrays)")
+    out.add_argument("--cycle", type=_integer, metavar="C", help="the cycle a PNG or SVG shows (default: the middle "
+                                                                 "one)")
+    out.add_argument("--fps", type=_integer, metavar="N",
+                     help=f"the GIF's frames (cycles) per second, 1..{animation.MAX_FPS} "
+                          f"(default {animation.DEFAULT_FPS})")
+    out.add_argument("--title", help="the picture's first line (default: the GEMM's shape and the chip)")
+    p.set_defaults(run=_run_animate)
+
+
+def _run_animate(args: argparse.Namespace) -> int:
+    config = _chip_config(args)
+    path = args.out
+    kind = os.path.splitext(path)[1].lower()
+    if kind not in _ANIMATION_FORMATS:
+        raise UsageError(f"argument --out: must end in .gif (animated), .png or .svg (one cycle), got {path!r}")
+    if kind == ".gif" and args.cycle is not None:
+        raise UsageError("argument --cycle: chooses the cycle of a PNG or SVG; a GIF's cycles are --cycles START:STOP")
+    for option, value in (("--cycles", args.cycles), ("--fps", args.fps)):
+        if kind != ".gif" and value is not None:
+            raise UsageError(f"argument {option}: only for a GIF; a {kind[1:].upper()} shows one cycle, chosen with "
+                             f"--cycle C")
+    fps = animation.DEFAULT_FPS if args.fps is None else args.fps
+    if not 1 <= fps <= animation.MAX_FPS:
+        raise UsageError(f"argument --fps: must be a whole number from 1 to {animation.MAX_FPS}, got {fps}")
+    if args.title is not None and "\n" in args.title:
+        raise UsageError(f"argument --title: must be one line, got {args.title!r}")
+    _check_writable(path, "--out")
+    mapping = _mapping(args.m, args.k, args.n, config)
+    total = analyze(args.m, args.k, args.n, config).cycles
+    title = args.title if args.title is not None else (
+        f"GEMM M={args.m} K={args.k} N={args.n} on a {config.rows}×{config.cols} {config.dataflow} array "
+        f"({config.flow.name}), {config.precision}")
+    drawing = {"total_cycles": total, "n_folds": mapping.folds, "title": title}
+    try:
+        width, height = animation.frame_size(config.rows, config.cols, config.dataflow, **drawing)
+    except animation.AnimationTooLarge as exc:
+        raise UsageError(f"argument --array: {exc}") from None
+    if kind == ".gif":
+        # the trace of the window must fit its budget too: a GIF's limit takes the lower of the two
+        most = tr.DEFAULT_BUDGET_BYTES // tr.bytes_per_cycle(config.rows, config.cols)
+        bounds = {"rows": config.rows, "cols": config.cols, "dataflow": config.dataflow, "option": "--cycles",
+                  "max_frames": most, **drawing}
+        try:
+            if args.cycles is None:
+                animation.check_gif_window(0, total, **bounds)
+            start, stop = _trace_window(args.cycles, total, config, option="--cycles")
+            animation.check_gif_window(start, stop, **bounds)
+        except animation.AnimationTooLarge as exc:
+            raise UsageError(f"argument --cycles: {exc}" if args.cycles is not None else str(exc)) from None
+    else:
+        start = total // 2 if args.cycle is None else args.cycle
+        if not 0 <= start < total:
+            raise UsageError(f"argument --cycle: must be a cycle of this run, 0 to {total - 1}, got {start}")
+        stop = start + 1
+    _, check, trace = _run_cycle(args.m, args.k, args.n, config, 0, (start, stop))
+    drawing = {"total_cycles": total, "title": title}
+    what = f"cycle {start} of this run's 0..{total - 1:,}"
+    if kind == ".gif":
+        data = animation.gif(trace, start, stop, fps=fps, **drawing)
+        what = f"{stop - start:,} frames, cycles {start}:{stop} of this run's {total:,}, at {fps} fps"
+    elif kind == ".png":
+        data = animation.frame_png(trace, start, **drawing)
+    else:
+        data = animation.frame_svg(trace, start, **drawing).encode()
+    try:
+        with open(path, "wb") as f:
+            f.write(data)
+    except OSError as exc:
+        raise UsageError(f"argument --out: cannot write {path!r}: {exc.strerror or exc}") from None
+    size = f"{len(data) / 2**20:.1f} MiB" if len(data) >= 2**20 else f"{len(data) / 1024:.1f} KiB"
+    print(f"wrote {path}: {what}, {width}×{height} px, {size}")
+    return _check_status(check)
+
+
 # --------------------------------------------------------------------------- serve
 
 # `serve` starts `python -m panel serve` on the folder of chipviz.app, a Bokeh directory app whose script is
@@ -879,7 +985,7 @@ def run_server(command: list[str]) -> int:
         raise
 
 
-SUBCOMMANDS = [_add_gemm, _add_train, _add_serve]
+SUBCOMMANDS = [_add_gemm, _add_train, _add_animate, _add_serve]
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,4 +1,8 @@
-"""Colours shared by the app's views, chosen to stay distinguishable with colour-blindness.
+"""Colours shared by every view (the app's and the headless drawings of chipviz.animation), chosen to stay
+distinguishable with colour-blindness.
+
+Headless and import-free, at the bottom of the layers, so that chipviz.app, chipviz.animation and the
+command line all read the one palette (chipviz/app/palette.py re-exports it).
 
 The hues are the Okabe–Ito palette (Okabe & Ito, "Color Universal Design", 2008), which keeps
 its eight colours apart for deuteranopes, protanopes and tritanopes; idle PEs are a light
