@@ -46,6 +46,11 @@ class Snapshot:
     update: tuple | None = field(default=None, repr=False)  # (params before, gradients) of the last step
     optimizer: str = "adam"
     lr: float = 0.01
+    operands: tuple = field(default=(), repr=False)  # per op of the report: (A, B, chip) of a GEMM, or None
+
+    def gemm_indices(self) -> list[int]:
+        """Indices (in report.ops) of the step's matrix multiplies, in the order they ran."""
+        return [i for i, op in enumerate(self.report.ops) if op.is_gemm] if self.report else []
 
     @property
     def layer_sizes(self) -> tuple[int, ...]:
@@ -237,7 +242,8 @@ class TrainingSession(SessionSettings):
             weights=tuple(w.copy() for w in t.net.weights), biases=tuple(b.copy() for b in t.net.biases),
             totals={p: dict(v) for p, v in t.totals.items()}, test_loss=self._test[0],
             test_accuracy=self._test[1], trajectory=tuple(self._trajectory), update=t.last_update,
-            optimizer=t.optimizer.name, lr=t.optimizer.lr)
+            optimizer=t.optimizer.name, lr=t.optimizer.lr,
+            operands=tuple(t.runner.operands) if t.last is not None and self._report_chip is not None else ())
 
     # ----- what the views ask for -----
     def operations(self) -> list[Operation]:
@@ -248,13 +254,13 @@ class TrainingSession(SessionSettings):
             return []
         return list(snap.report.ops)
 
-    def trace_operation(self, index: int, window: tuple[int, int] = (0, 10**9)) -> Trace:
-        """Replay GEMM number `index` of the last step cycle by cycle and return its trace."""
-        with self.lock:
-            operands = self.trainer.runner.operands
-            if not 0 <= index < len(operands) or operands[index] is None:
-                raise ValueError(f"operation {index} of the last step is not a matrix multiply")
-            a, b, config = operands[index]
+    def trace_operation(self, index: int, window: tuple[int, int] = (0, 10**9),
+                        snapshot: Snapshot | None = None) -> Trace:
+        """Replay GEMM number `index` of a step (the snapshot's; default the latest) cycle by cycle."""
+        operands = (snapshot or self.snapshot).operands
+        if not 0 <= index < len(operands) or operands[index] is None:
+            raise ValueError(f"operation {index} of the step is not a matrix multiply")
+        a, b, config = operands[index]
         if max(config.rows, config.cols) > settings.MAX_ANIMATED_SIDE:
             side = settings.MAX_ANIMATED_SIDE
             raise ValueError(f"arrays up to {side}×{side} are animated; "

@@ -115,7 +115,9 @@ MAX_ANIMATED_SIDE = 64  # arrays up to this side are animated cycle by cycle (la
 # a page's own settings: not the session's (several views of one session could differ)
 VIEW_SETTINGS: tuple[Setting, ...] = (
     Setting("op", "op", "view", 0, 0, 64, doc="which operation of the last step the PE array shows"),
-    Setting("fps", "fps", "view", 8, 1, 60, doc="cycles per second of the animation"),
+    Setting("fps", "fps", "view", 24, 1, 60, doc="cycles per second of the animation"),
+    Setting("pace", "pace", "view", "tour", choices=("tour", "every"),
+            doc="while training: tour plays each GEMM's first fold and skips the rest; every plays every cycle"),
     Setting("lang", "lang", "view", "en", choices=LANGUAGES, doc="language of the whole interface"),
 )
 LESSON_KEYS = ("lesson", "step", "hide", "lock")  # read by chipviz.lessons (they need the lesson files)

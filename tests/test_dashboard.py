@@ -279,3 +279,72 @@ def test_apply_query_later_goes_the_same_way_as_opening_the_link(dash):
     assert dash.controls.widgets["dataset"].value == "spiral" and dash.session.snapshot.layer_sizes == (2, 16, 16, 2)
     assert dash.session.operations()[dash.op].stats.dataflow == "os" and dash.pe_array.trace is not None
     assert dash.session.notice is None, "a link sets up the network on purpose: no reset notice"
+
+
+# ----- train = watch: while training, the PE array plays each new step's GEMMs in order -----
+
+def _finish_batch(pe):
+    pe.cycle = pe.batch_stop - 1  # as the browser reports reaching the batch's last cycle
+
+
+def test_training_plays_the_steps_gemms_in_order_then_the_update(dash):
+    snap = dash.session.snapshot
+    gemms = snap.gemm_indices()
+    phases = [snap.report.ops[i].phase for i in gemms]
+    assert phases[0] == "forward" and "backward_weights" in phases
+    dash.session.running = True  # (the worker is not started: the test plays the browser's part)
+    pe = dash.pe_array
+    seen = []
+    for i in gemms:
+        assert dash.op == i and pe.playing and dash.network.current_op == i
+        op = snap.report.ops[i]
+        seen.append(op.phase)
+        if op.stats.folds > 1:  # the tour: the first fold cycle by cycle, the rest skipped, and the caption says so
+            assert pe.n_cycles == op.stats.cycles_per_fold and pe.total_cycles == op.stats.cycles
+            assert not pe.auto_advance and "skipped" in pe.caption
+        _finish_batch(pe)
+    assert seen == phases
+    # after the last GEMM the update has shown and the newest step starts again from its first GEMM
+    assert dash.op == dash.session.snapshot.gemm_indices()[0]
+    dash.session.running = False
+    assert pe.auto_advance, "paused: the animation stays and can play on through its GEMM"
+
+
+def test_every_cycle_pace_plays_whole_gemms(dash):
+    dash.pace = "every"
+    dash.session.running = True
+    pe = dash.pe_array
+    op = dash.session.snapshot.report.ops[dash.op]
+    assert pe.auto_advance and pe.total_cycles == op.stats.cycles and "skipped" not in pe.caption
+    dash.session.running = False
+
+
+def test_update_is_shown_between_steps():
+    d = Dashboard()
+    try:
+        snap = d.session.snapshot
+        d._show_update(snap)
+        assert d.pe_array.caption.startswith("update · adam update on the vector unit")
+        update = next(i for i, op in enumerate(snap.report.ops) if op.phase == "update")
+        assert d.network.current_op == update and "vector unit" in d.op_info.object
+    finally:
+        d.session.close()
+
+
+def test_key_n_asks_for_the_next_gemm(dash):
+    first = dash.op
+    dash.pe_array._handle_msg({"action": "next_gemm"})
+    assert dash.op == dash.session.snapshot.gemm_indices()[1] != first
+
+
+def test_downloads_for_slides_are_the_gemm_shown(dash):
+    from PIL import Image
+
+    pe = dash.pe_array
+    gif = Image.open(dash._gif_file())
+    start, stop = dash._gif_window()
+    assert gif.format == "GIF" and gif.n_frames == stop - start and start <= pe.cycle
+    png = Image.open(dash._png_file())
+    assert png.format == "PNG" and png.size[0] > 100
+    dash.controls.widgets["w1"].value = 20  # no GEMM shown: nothing to download
+    assert dash._gif_file() is None and dash._png_file() is None

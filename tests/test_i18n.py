@@ -126,9 +126,9 @@ def sample(d: Dashboard) -> dict:
         "controls.train": d.controls.train_button.label,
         "controls.network_card": d.controls.network_card.title,
         "dash.prev": d.prev_button.label,
-        "dash.op_select": d.op_select.label,
+        "dash.op_select": d.op_select.description,
         "dash.lessons": d.lesson_toggle.label,
-        "dash.pe_card": d.pe_card.title,
+        "dash.pe_card": d.card_titles["pe"].object,
         "dash.op_option": list(d.op_select.options)[0],
         "pe.texts": d.pe_array.texts["play"],
         "pe.caption": d.pe_array.caption,
@@ -152,7 +152,7 @@ def test_switching_to_chinese_relabels_every_view_and_back(dash):
     for view in dash.plots.views:
         view.shown = True  # the views of closed tabs draw too, so that every label is compared
     english = sample(dash)
-    assert english["controls.dataset"] == "Dataset" and english["tabs"][0] == "Training"
+    assert english["controls.dataset"] == "Dataset" and english["tabs"][0] == "Decision boundary"
     assert english["pe.caption"].startswith("layer 1 · forward")
     dash.lang = "zh"
     chinese = sample(dash)
@@ -160,11 +160,12 @@ def test_switching_to_chinese_relabels_every_view_and_back(dash):
         "controls.dataset": "数据集", "controls.lr": t("ctl.lr", "zh"), "controls.w1": "第 1 层单元数",
         "controls.dataflow_options": ["权重固定 (ws)", "输出固定 (os)", "输入固定 (is)"],
         "controls.train": "▶ 训练", "controls.network_card": "网络", "dash.prev": t("dash.prev_gemm", "zh"),
-        "dash.op_select": "芯片上的矩阵乘法", "dash.lessons": "课程", "dash.pe_card": t("dash.pe_card", "zh"),
+        "dash.op_select": "芯片上的矩阵乘法", "dash.lessons": "课程",
+        "dash.pe_card": f"<b>{t('dash.pe_card', 'zh')}</b>",
         "pe.texts": "▶ 播放", "pe.labels": "批次", "net.clear": "清除选择",
         "plot.loss_x": "训练步数", "plot.loss_legend": "训练（小批量）", "plot.roofline_y": "吞吐量（每周期的 MAC 数）",
         "plot.energy_legend": "寄存器（PE 到 PE）", "plot.boundary_x": "特征 x₁",
-        "tabs": ["训练", "梯度下降", "利用率", "能耗", "屋顶线模型 (roofline)"],
+        "tabs": ["决策边界", "梯度下降", "利用率", "能耗", "屋顶线模型 (roofline)"],
     }
     for key, value in expected.items():
         assert chinese[key] == value, key
@@ -204,9 +205,9 @@ def test_rendered_tabs_are_renamed_in_place(dash):
     model = dash.plots._tabs.get_root()
     dash.lang = "zh"
     assert [panel.title for panel in model.tabs] == dash.plots.tab_names() == [
-        "训练", "梯度下降", "利用率", "能耗", "屋顶线模型 (roofline)"]
+        "决策边界", "梯度下降", "利用率", "能耗", "屋顶线模型 (roofline)"]
     dash.lang = "en"
-    assert model.tabs[0].title == "Training"
+    assert model.tabs[0].title == "Decision boundary"
 
 
 def test_link_opens_in_chinese():
@@ -214,7 +215,7 @@ def test_link_opens_in_chinese():
     try:
         assert d.lang == "zh" and d.lessons.lang == "zh" and not d.lesson_mode, "lang alone opens no lesson"
         assert d.session.rows == 4 and d.notices == []
-        assert d.controls.widgets["rows"].label == "PE 行数" and d.plots.tab_names()[0] == "训练"
+        assert d.controls.widgets["rows"].label == "PE 行数" and d.plots.tab_names()[0] == "决策边界"
         assert d.pe_array.texts == pe_texts("zh")
     finally:
         d.session.close()

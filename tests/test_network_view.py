@@ -6,7 +6,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from chipviz.app import palette
+from chipviz import palette
 from chipviz.weight_map import GemmOp, WeightMap, pes_for_weight, weights_on_pe
 
 FWD = ("forward", "Y = X·W")

@@ -6,7 +6,7 @@ import re
 import numpy as np
 import pytest
 
-from chipviz.app import palette
+from chipviz import palette
 from chipviz.app.pe_array import CSS_PATH, ESM_PATH, PEArrayView, browser_palette, strip_status
 from chipviz.chip import ChipConfig, gemm
 from chipviz.chip.dataflow_table import DATAFLOW_TABLE

@@ -301,6 +301,6 @@ def test_views_in_closed_tabs_wait_until_their_tab_opens():
     assert len(live.utilization.time_source.data["x"]) == before  # its tab is closed: not redrawn
     assert len(live.loss.sources["train_loss"].data["x"]) > 0
     live._tabs.active = 2  # the utilisation tab opens: it catches up at once
-    assert live.utilization.shown and not live.loss.shown
+    assert live.utilization.shown and live.loss.shown and not live.boundary.shown  # the loss is always on screen
     assert list(live.utilization.time_source.data["x"])[-1] == s.snapshot.step
     live.dispose()

@@ -9,12 +9,15 @@ import math
 
 import panel as pn
 import param
+from bokeh.models import CustomJSTickFormatter
 
 from .. import server_load
 from .document import on_document, served_document
 from ..i18n import LANGUAGES, STRINGS, t
 from ..session import PUBLISH_INTERVAL_S, TrainingSession
 from ..settings import MAX_ANIMATED_SIDE
+
+LOG_FORMAT_JS = "return String(Number(Math.pow(10, tick).toPrecision(2)))"  # a log10 slider shows 10^value
 
 # preset id -> settings (labels: i18n "preset.<id>")
 PRESETS = {
@@ -52,7 +55,9 @@ class Controls(pn.viewable.Viewer):
             "w4": pn.widgets.EditableIntSlider.from_param(sp.width4, end=128, fixed_start=1, fixed_end=512),
             "act": pn.widgets.Select.from_param(sp.activation),
             "opt": pn.widgets.Select.from_param(sp.optimizer),
-            "lr": pn.widgets.FloatSlider(start=-4.0, end=1.0, step=0.1, value=math.log10(s.lr), format="0.0"),
+            # α on a log scale: the slider moves log10(α) and shows α itself (0.0001 … 10)
+            "lr": pn.widgets.FloatSlider(start=-4.0, end=1.0, step=0.1, value=math.log10(s.lr),
+                                         format=CustomJSTickFormatter(code=LOG_FORMAT_JS)),
             "batch": pn.widgets.IntSlider.from_param(sp.batch_size),
             "seed": pn.widgets.IntInput.from_param(sp.seed),
             "precision": pn.widgets.RadioButtonGroup.from_param(sp.precision),
@@ -67,7 +72,6 @@ class Controls(pn.viewable.Viewer):
             "bw": pn.widgets.FloatInput.from_param(sp.dram_bytes_per_cycle),
             "speed": pn.widgets.IntSlider.from_param(sp.steps_per_second, end=200),
         }
-        self.lr_value = pn.pane.HTML(self._lr_text(), margin=(0, 10))
         self.preset = pn.widgets.Select(options={k: k for k in PRESETS}, value="custom")
         self.train_button = pn.widgets.Toggle(color="primary", value=False)
         self.step_button = pn.widgets.Button()
@@ -122,9 +126,6 @@ class Controls(pn.viewable.Viewer):
         return t(key, self.lang) if key in STRINGS else str(value)
 
     # ----- bindings -----
-    def _lr_text(self) -> str:
-        return f"<small>α = {self.session.lr:.4g}</small>"
-
     def _status_text(self) -> str:
         snap = self.session.snapshot
         if snap is None:
@@ -145,7 +146,6 @@ class Controls(pn.viewable.Viewer):
             self.session.lr = min(max(lr, 1e-4), 10.0)
 
     def _on_lr_param(self, event):
-        self.lr_value.object = self._lr_text()
         log = math.log10(event.new)
         if abs(self.widgets["lr"].value - log) > 1e-6:
             self.widgets["lr"].value = max(-4.0, min(1.0, log))
@@ -186,17 +186,22 @@ class Controls(pn.viewable.Viewer):
             if key in self.hidden_controls:
                 widget.visible = False
             widget.disabled = key in self.locked_controls
-        self.lr_value.visible = self.widgets["lr"].visible
         chip_keys = ("rows", "cols", "dataflow", "clock", "sram", "bw")  # a preset sets all of these
         self.preset.disabled = any(k in self.locked_controls for k in chip_keys)
         self.preset.visible = not all(k in self.hidden_controls for k in chip_keys)
 
-    def __panel__(self):
+    def toolbar(self):
+        """Train, One step, Reset and the run's status: always on screen (the sidebar may be closed)."""
+        return pn.Row(self.train_button, self.step_button, self.reset_button, self.status)
+
+    def settings_cards(self):
+        """The network's and the chip's settings, and the training speed (the sidebar)."""
         w = self.widgets
-        training = pn.Column(pn.Row(self.train_button, self.step_button, self.reset_button), w["speed"],
-                             self.status)
         self.network_card.objects = [w["dataset"], w["noise"], w["hidden"], w["w1"], w["w2"], w["w3"], w["w4"],
-                                     w["act"], w["opt"], w["lr"], self.lr_value, w["batch"], w["precision"],
+                                     w["act"], w["opt"], w["lr"], w["batch"], w["precision"],
                                      w["seed"]]
         self.chip_card.objects = [self.preset, w["rows"], w["cols"], w["dataflow"], w["clock"], w["sram"], w["bw"]]
-        return pn.Column(training, self.network_card, self.chip_card, sizing_mode="stretch_width")
+        return pn.Column(w["speed"], self.network_card, self.chip_card, sizing_mode="stretch_width")
+
+    def __panel__(self):
+        return pn.Column(self.toolbar(), self.settings_cards(), sizing_mode="stretch_width")

@@ -10,29 +10,32 @@ place, without a reload and without touching the training session.
 from __future__ import annotations
 
 import html
+import io
 import logging
 
 import panel as pn
 import param
 
-from .. import settings
+from .. import animation, settings
 from ..chip import TraceTooLarge
 from ..chip import trace as chip_trace
 from ..i18n import LANGUAGES, Message, prose, render, t
 from ..nn.phases import PHASE_TABLE
 from ..session import TrainingSession
 from ..settings import MAX_ANIMATED_SIDE
-from . import palette
+from .. import palette
 from .controls import Controls
-from .document import on_document, release_links, served_document
+from .document import after, on_document, release_links, served_document
 from .lesson_view import LessonView
 from .network_view import NetworkView
 from .pe_array import PEArrayView, pe_texts
 from .plots import LivePlots
+from .timeline_view import StepTimeline
 
 log = logging.getLogger(__name__)
 
 TRACE_BUDGET = 64 * 2**20  # per session: bounded memory for the animated GEMM
+UPDATE_SHOWN_MS = 900  # while watching, how long the update on the vector unit stays on screen
 
 
 def served_query() -> dict[str, str]:
@@ -45,7 +48,9 @@ def served_query() -> dict[str, str]:
 class Dashboard(pn.viewable.Viewer):
     session = param.ClassSelector(class_=TrainingSession)
     op = param.Integer(default=0, bounds=(0, None), doc="index (in the last step's ops) of the GEMM animated")
-    follow = param.Boolean(default=True, doc="when the animation ends, show the latest step's GEMM")
+    follow = param.Boolean(default=True, doc="while training, play each new step's GEMMs in order (watch it train)")
+    pace = param.Selector(default=settings.BY_KEY["pace"].default, objects=list(settings.BY_KEY["pace"].choices),
+                          doc="tour: each GEMM's first fold, the other folds skipped; every: every cycle")
     notices = param.List(default=[], doc="messages shown at the top (bad URL values, resets)")
     lesson_mode = param.Boolean(default=False, doc="show the lesson panel beside the live views")
     lang = param.Selector(default="en", objects=list(LANGUAGES),
@@ -60,39 +65,56 @@ class Dashboard(pn.viewable.Viewer):
         else:
             session.apply(link.settings, announce=False)
         params.setdefault("lang", link.view.get("lang", "en"))
+        params.setdefault("pace", link.view.get("pace", settings.BY_KEY["pace"].default))
         super().__init__(session=session, **params)
         s = self.session
         lang = self.lang
         self._caption = None  # what the PE array's caption says (a Message), to say it again in another language
         self._shown: tuple | None = None  # (network, chip) of the step whose GEMM the PE array shows
+        self._step_shown = None  # the Snapshot whose operations the PE array plays
+        self._play_stop = 0  # the cycle at which a watched GEMM is done (its first fold's end, on the tour)
         self.controls = Controls(session=s, lang=lang)
         self.pe_array = PEArrayView(fps=link.view.get("fps", settings.BY_KEY["fps"].default),
-                                    sizing_mode="stretch_width", min_height=360, texts=pe_texts(lang))
+                                    sizing_mode="stretch_width", min_height=330, texts=pe_texts(lang))
         self.network = NetworkView(session=s, lang=lang)
         self.plots = LivePlots(session=s, lang=lang)
+        self.timeline = StepTimeline(s, lang=lang)
         self.lessons = LessonView(self, apply=False, sync_url=False, lang=lang)
         self.lesson_panel = pn.Column(self.lessons, visible=False)
         self.scrub = pn.widgets.IntSlider(label=t("dash.scrub", lang), start=0, end=1, value=0,
-                                          sizing_mode="stretch_width")
+                                          sizing_mode="stretch_width", margin=(0, 10))
         self.lesson_toggle = pn.widgets.Toggle.from_param(self.param.lesson_mode, color="primary")
         self.lang_switch = pn.widgets.RadioButtonGroup(
             options={t("dash.language_en", lang): "en", t("dash.language_zh", lang): "zh"}, value=lang,
-            color="light", variant="outline", sizing_mode="stretch_width", margin=(5, 10))
+            color="light", variant="outline", width=170, margin=(5, 10))
         self.lang_label = pn.pane.HTML("", margin=(10, 0, 0, 10))
         self.subtitle = pn.pane.HTML("", margin=(0, 10), styles={"color": "white", "font-size": "1.05em"})
-        self.op_select = pn.widgets.Select(options={}, sizing_mode="stretch_width")
-        self.prev_button = pn.widgets.Button()
-        self.next_button = pn.widgets.Button()
-        self.phase_button = pn.widgets.Button()
-        self.follow_box = pn.widgets.Checkbox.from_param(self.param.follow)
-        self.op_info = pn.pane.HTML("", sizing_mode="stretch_width")  # its text: <div class="chipviz-op-info">
+        self.op_select = pn.widgets.Select(options={}, width=230, margin=(2, 5))
+        self.prev_button = pn.widgets.Button(margin=(2, 3))
+        self.next_button = pn.widgets.Button(margin=(2, 3))
+        self.phase_button = pn.widgets.Button(margin=(2, 3))
+        self.follow_box = pn.widgets.Checkbox.from_param(self.param.follow, margin=(8, 8))
+        # for slides: the GEMM shown as an animated GIF, and the cycle shown as a picture (drawn headless)
+        self.gif_download = pn.widgets.FileDownload(callback=self._gif_file, filename="chipviz-gemm.gif",
+                                                    color="light", margin=(2, 5), embed=False)
+        self.png_download = pn.widgets.FileDownload(callback=self._png_file, filename="chipviz-cycle.png",
+                                                    color="light", margin=(2, 5), embed=False)
+        self.pace_switch = pn.widgets.RadioButtonGroup(options={}, value=self.pace, color="light", variant="outline",
+                                                       margin=(2, 5))
+        self.op_info = pn.pane.HTML("", sizing_mode="stretch_width", margin=(0, 5),  # <div class="chipviz-op-info">
+                                    styles={"font-size": "12px", "line-height": "1.3"})
         self.network_shape = pn.pane.HTML("", margin=(0, 10))  # <div class="chipviz-network-shape">
         self.alert = pn.pane.Alert("", alert_type="warning", visible=False, sizing_mode="stretch_width")
         self.dismiss = pn.widgets.Button(visible=False)
         self.diverged_alert = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
         self.diverged_reset = pn.widgets.Button(color="danger", visible=False)
-        self.pe_card = pn.Card(title="", collapsible=False, styles={"flex": "1 1 560px"}, min_width=480)
-        self.network_card = pn.Card(title="", collapsible=False, styles={"flex": "1 1 420px"}, min_width=380)
+        self.card_titles = {name: pn.pane.HTML("", margin=(0, 6), styles={"font-size": "15px"})
+                            for name in ("pe", "network", "loss")}
+        card = dict(collapsible=False, header_background="#f3f3f3", margin=(4, 4))
+        self.pe_card = pn.Card(header=self.card_titles["pe"], styles={"flex": "3 1 500px"}, min_width=460, **card)
+        self.network_card = pn.Card(header=self.card_titles["network"], styles={"flex": "2 1 330px"}, min_width=320,
+                                    **card)
+        self.loss_card = pn.Card(header=self.card_titles["loss"], styles={"flex": "2 1 300px"}, min_width=280, **card)
         self._relabel()
 
         self.op_select.param.watch(self._on_op_select, "value")
@@ -107,13 +129,18 @@ class Dashboard(pn.viewable.Viewer):
         self.pe_array.param.watch(self._on_total_cycles, "total_cycles")
         self.scrub.param.watch(self._on_scrub, "value_throttled")
         self.network.param.watch(self._on_weight_selected, "selected_weight")
+        self.timeline.param.watch(self._on_timeline_click, "selected_op")
         self.pe_array.param.watch(lambda *_: self._write_url(), "fps")
+        self.pe_array.param.watch(lambda *_: self._move_gemm(+1), "next_gemm")
+        self.pace_switch.param.watch(lambda e: setattr(self, "pace", e.new), "value")
+        self.param.watch(self._on_pace, "pace")
         doc = served_document()  # the session's worker thread sets these: edit the page on its own thread
         s.param.watch(on_document(doc, self._on_snapshot), "snapshot")
         s.param.watch(on_document(doc, self._on_notice), "notice")
         s.param.watch(on_document(doc, self._on_diverged), "diverged")
         s.param.watch(on_document(doc, lambda *_: self._write_url()), list(settings.KEYS.values()))
         s.param.watch(on_document(doc, self._on_chip_setting), list(settings.CHIP))
+        s.param.watch(on_document(doc, self._on_running), "running")
         self.param.watch(self._show_notices, "notices")
         self.param.watch(self._on_lesson_mode, "lesson_mode")
         self.param.watch(self._on_lang, "lang")
@@ -143,13 +170,15 @@ class Dashboard(pn.viewable.Viewer):
         self.controls.lang = lang
         self.network.lang = lang
         self.plots.lang = lang
+        self.timeline.lang = lang
         self.pe_array.texts = pe_texts(lang)
         self._relabel()
         self._show_notices()
         self._on_diverged()
-        ops = self.session.operations()
+        snap = self._step_shown
+        ops = snap.report.ops if snap is not None and snap.report is not None else []
         if 0 <= self.op < len(ops) and ops[self.op].is_gemm:
-            self._describe_op(ops[self.op])
+            self._describe_op(ops[self.op], snap.step)
             if self.pe_array.trace is not None:
                 self.pe_array.labels = self._dim_labels(ops[self.op].phase)
         self._refresh_ops(load=False)
@@ -165,16 +194,19 @@ class Dashboard(pn.viewable.Viewer):
         self.lesson_toggle.label = tr("lesson.lesson_mode")
         self.lang_label.object = f"<b>{tr('lesson.language')}</b>"
         self.subtitle.object = tr("app.subtitle")
-        self.op_select.label = tr("dash.op_select")
+        self.op_select.description = tr("dash.op_select")  # a tooltip: the list itself says what it holds
         self.prev_button.label = tr("dash.prev_gemm")
         self.next_button.label = tr("dash.next_gemm")
         self.phase_button.label = tr("dash.next_phase")
         self.follow_box.label = tr("dash.follow")
+        self.gif_download.label = tr("dash.download_gif")
+        self.png_download.label = tr("dash.download_png")
+        self.pace_switch.options = {tr(f"dash.pace.{p}"): p for p in self.param.pace.objects}
         self.scrub.label = tr("dash.scrub")
         self.dismiss.label = tr("dash.dismiss")
         self.diverged_reset.label = tr("dash.reset_network")
-        self.pe_card.title = tr("dash.pe_card")
-        self.network_card.title = tr("dash.network_card")
+        for name, key in (("pe", "dash.pe_card"), ("network", "dash.network_card"), ("loss", "dash.loss_card")):
+            self.card_titles[name].object = f"<b>{tr(key)}</b>"
 
     def tr(self, key: str, **values) -> str:
         return t(key, self.lang, **values)
@@ -341,43 +373,147 @@ class Dashboard(pn.viewable.Viewer):
         later = [i for i in gemms if i > self.op and direction[i] != current]
         self._load_op(later[0] if later else gemms[0])
 
-    def _on_animation_end(self, event):
-        pe = self.pe_array
-        finished = event.new and pe.start_cycle + pe.n_cycles >= pe.total_cycles
-        if finished and self.follow and self.session.running:
-            self._load_op(self.op)  # the same GEMM of the newest step
+    # ----- watching the chip train: each new step's GEMMs in order -----
+    @property
+    def watching(self) -> bool:
+        """Training with "follow training" on: the PE array plays the newest step, GEMM after GEMM."""
+        return self.follow and self.session.running
 
-    def _load_op(self, index: int) -> None:
-        ops = self.session.operations()
+    def _on_running(self, event) -> None:
+        if event.new and self.follow:
+            self.play_step()
+        elif not event.new:
+            self.pe_array.auto_advance = True  # paused: the animation stays, and plays on through its GEMM
+
+    def _on_pace(self, event) -> None:
+        if self.pace_switch.value != event.new:
+            self.pace_switch.value = event.new
+        self._write_url()
+
+    def play_step(self) -> None:
+        """Play the newest step from its first GEMM: forward layer by layer, then backward, then the update."""
+        snap = self.session.snapshot
+        gemms = snap.gemm_indices() if snap is not None and self.session.operations() else []
+        if gemms:
+            self._load_op(gemms[0], snap=snap, play=True)
+
+    def _on_animation_end(self, event) -> None:
+        pe = self.pe_array
+        if not event.new or pe.trace is None or pe.batch_stop < self._play_stop or not self.watching:
+            return
+        snap = self._step_shown
+        later = [i for i in snap.gemm_indices() if i > self.op] if snap is not None else []
+        if later:
+            self._load_op(later[0], snap=snap, play=True)  # the step's next GEMM
+        else:
+            self._show_update(snap)
+            after(served_document(), UPDATE_SHOWN_MS, self._next_step)
+
+    def _next_step(self) -> None:
+        if self.watching:
+            self.play_step()
+
+    def _show_update(self, snap) -> None:
+        """The step's last work: the optimizer's update on the vector unit (the array is idle)."""
+        ops = snap.report.ops if snap is not None and snap.report is not None else []
+        index = next((i for i, op in enumerate(ops) if PHASE_TABLE[op.phase].direction == "update"), None)
+        if index is not None:
+            self._show_vector(index, snap)
+
+    def _show_vector(self, index: int, snap) -> None:
+        """A vector-unit operation (bias and activation, the loss, the update): the PE array is idle."""
+        op = snap.report.ops[index]
+        self.network.current_op = index
+        self.timeline.param.update(current_op=index, cycle=0)
+        self._set_caption(prose.vector_caption(op))
+        self.pe_array.playing = False
+        color = palette.DIRECTION_COLORS[PHASE_TABLE[op.phase].direction]
+        words = prose.vector_info(op, snap.step).render(self.lang)
+        self.op_info.object = f"<div class='chipviz-op-info'><b style='color:{color}'>{words}</div>"
+
+    def _on_timeline_click(self, event) -> None:
+        snap = self.session.snapshot
+        if event.new is None or snap is None or snap.report is None or not self.session.operations():
+            return
+        if snap.report.ops[event.new].is_gemm:
+            self._load_op(event.new, snap=snap, play=self.watching or None)
+        else:
+            self._show_vector(event.new, snap)
+
+    def _load_op(self, index: int, snap=None, play: bool | None = None) -> None:
+        """Show GEMM `index` of a step (default: the newest that ran on this chip) on the PE array.
+        While watching, it plays at the pace chosen; `play` True starts the animation."""
+        snap = snap if snap is not None else self.session.snapshot
+        if snap is None or snap.chip != self.session.chip_config() or snap.report is None:
+            return
+        ops = snap.report.ops
         if not 0 <= index < len(ops) or not ops[index].is_gemm:
             return
         op = ops[index]
         self.op = index
-        snap = self.session.snapshot
+        self._step_shown = snap
         self._shown = (snap.network, snap.chip)  # this step's GEMM is shown now
         self.op_select.value = index
         self.network.current_op = index
+        self.timeline.param.update(current_op=index, cycle=0)
         self.plots.highlight_op = index
         st = op.stats
-        self._describe_op(op)
+        self._describe_op(op, snap.step)
         if max(st.rows, st.cols) > MAX_ANIMATED_SIDE:
             self._set_caption(prose.too_large(st.rows, st.cols, MAX_ANIMATED_SIDE))
             return
         window = min(st.cycles, TRACE_BUDGET // chip_trace.bytes_per_cycle(st.rows, st.cols))
         try:
-            trace = self.session.trace_operation(index, (0, window))
+            trace = self.session.trace_operation(index, (0, window), snapshot=snap)
         except (TraceTooLarge, ValueError) as exc:
             self._set_caption(Message("dash.trace_error", error=str(exc)))
             return
-        self._caption = prose.op_caption(op)
-        self.pe_array.load_trace(trace, labels=self._dim_labels(op.phase), total_cycles=trace.start + trace.n_cycles,
-                                 caption=self._caption_text())
+        total = trace.start + trace.n_cycles
+        tour = self.watching and self.pace == "tour" and st.folds > 1
+        self._play_stop = min(st.cycles_per_fold, total) if tour else total
+        self._caption = prose.op_caption(op, tour_folds=st.folds if tour else None)
+        pe = self.pe_array
+        pe.auto_advance = not tour  # the tour moves on after the first fold; otherwise windows follow
+        pe.load_trace(trace, 0, self._play_stop if tour else None, labels=self._dim_labels(op.phase),
+                      total_cycles=total, caption=self._caption_text())
+        if play:
+            pe.playing = True
         self._write_url()
 
-    def _describe_op(self, op) -> None:
-        """The line above the PE array: the GEMM shown and its numbers."""
+    # ----- for slides -----
+    def _gif_window(self) -> tuple[int, int]:
+        """The cycles a GIF of the GEMM shown holds: all of them, or as many as fit from the cycle shown."""
+        pe, trace = self.pe_array, self.pe_array.trace
+        hi = trace.start + trace.n_cycles
+        limit = animation.gif_frame_limit(pe.rows, pe.cols, trace.dataflow, total_cycles=pe.total_cycles,
+                                          n_folds=int(trace.fold.max()) + 1, title=self._caption_text(),
+                                          lang=self.lang)
+        start = max(trace.start, min(pe.cycle, hi - limit))
+        return start, min(hi, start + limit)
+
+    def _gif_file(self):
+        if self.pe_array.trace is None:
+            return None
+        start, stop = self._gif_window()
+        data = animation.gif(self.pe_array.trace, start, stop, fps=min(self.pe_array.fps, animation.MAX_FPS),
+                             total_cycles=self.pe_array.total_cycles, title=self._caption_text(), lang=self.lang)
+        return io.BytesIO(data)
+
+    def _png_file(self):
+        pe = self.pe_array
+        if pe.trace is None:
+            return None
+        return io.BytesIO(animation.frame_png(pe.trace, pe.cycle, total_cycles=pe.total_cycles,
+                                              title=self._caption_text(), lang=self.lang))
+
+    def _describe_op(self, op, step: int) -> None:
+        """The line above the PE array: the GEMM shown and its numbers (and, when training has moved on
+        since the step shown began to play, where training is now)."""
         color = palette.DIRECTION_COLORS[PHASE_TABLE[op.phase].direction]
-        words = prose.op_info(op, self.session.snapshot.step).render(self.lang)
+        words = prose.op_info(op, step).render(self.lang)
+        now = self.session.snapshot.step if self.session.snapshot is not None else step
+        if now != step:
+            words += self.tr("dash.training_at", step=f"{now:,}")
         self.op_info.object = f"<div class='chipviz-op-info'><b style='color:{color}'>{words}</div>"
 
     def _on_pe_selected(self, event):
@@ -396,6 +532,8 @@ class Dashboard(pn.viewable.Viewer):
                 pass
 
     def _on_cycle(self, _):
+        if self.timeline.current_op == self.op:
+            self.timeline.cycle = self.pe_array.cycle
         if self.scrub.value != self.pe_array.cycle:
             self.scrub.value = min(self.pe_array.cycle, self.scrub.end)
         if self.pe_array.trace is not None:
@@ -422,36 +560,44 @@ class Dashboard(pn.viewable.Viewer):
         self.session.close()
         self.plots.dispose()
         self.network.dispose()
+        self.timeline.dispose()
         release_links(self)
 
     # ----- layout -----
-    def main_area(self):
-        animation = pn.Column(
-            self.op_info, self.op_select,
-            pn.Row(self.prev_button, self.next_button, self.phase_button, self.follow_box), self.scrub,
-            self.pe_array, sizing_mode="stretch_width")
-        # the two cards sit side by side when there is room and stack when there is not (lesson mode)
-        self.pe_card.objects = [animation]
-        self.network_card.objects = [self.network_shape, self.network]
-        cards = pn.FlexBox(self.pe_card, self.network_card, flex_wrap="wrap", sizing_mode="stretch_width")
-        top = pn.Row(self.lesson_panel, cards, sizing_mode="stretch_width")
-        return pn.Column(pn.Row(self.alert, self.dismiss), pn.Row(self.diverged_alert, self.diverged_reset),
-                         top, self.plots, sizing_mode="stretch_width")
+    def toolbar(self):
+        """The row above everything: train, step, reset, the run's status, the language and the lessons."""
+        return pn.FlexBox(self.controls.toolbar(), self.follow_box, self.pace_switch, self.lang_switch,
+                          self.lesson_toggle, align_items="center", sizing_mode="stretch_width")
 
-    def sidebar_header(self):
-        """The language switch and the lesson-mode toggle, at the top of the sidebar."""
-        return pn.Column(pn.Row(self.lang_label, self.lang_switch, sizing_mode="stretch_width"), self.lesson_toggle,
+    def main_area(self):
+        """The first screen (1280×720 and up): the PE array, the network and the loss side by side;
+        the step's timeline and the other plots below."""
+        nav = pn.FlexBox(self.op_select, self.prev_button, self.next_button, self.phase_button,
+                         align_items="center", gap="0px", sizing_mode="stretch_width")
+        downloads = pn.Row(self.gif_download, self.png_download)
+        self.pe_card.objects = [pn.Column(nav, self.op_info, self.pe_array, self.scrub, downloads,
+                                          sizing_mode="stretch_width", margin=0)]
+        self.network_card.objects = [self.network_shape, self.network]
+        self.loss_card.objects = [self.plots.loss]
+        # side by side when there is room; they wrap (e.g. beside the lesson panel) when there is not
+        cards = pn.FlexBox(self.pe_card, self.network_card, self.loss_card, flex_wrap="wrap",
+                           sizing_mode="stretch_width")
+        top = pn.Row(self.lesson_panel, cards, sizing_mode="stretch_width")
+        return pn.Column(self.toolbar(), pn.Row(self.alert, self.dismiss),
+                         pn.Row(self.diverged_alert, self.diverged_reset), top, self.timeline, self.plots.tabs(),
                          sizing_mode="stretch_width")
 
+    def sidebar(self):
+        """The settings of the network, the chip and the speed (collapsed at first: the hamburger opens it)."""
+        return self.controls.settings_cards()
+
     def __panel__(self):
-        return pn.Row(pn.Column(self.sidebar_header(), self.controls, width=320), self.main_area(),
-                      sizing_mode="stretch_width")
+        return pn.Row(pn.Column(self.sidebar(), width=320), self.main_area(), sizing_mode="stretch_width")
 
     def template(self):
         # Bootstrap: unlike the Fast templates it fetches no web font, so the page loads offline.
         # The title stays "ChipViz"; the words after it are a pane, so they follow the language.
         return pn.template.BootstrapTemplate(
-            title=self.tr("app.title"), header=[self.subtitle],
-            sidebar=[self.sidebar_header(), self.controls],
-            main=[self.main_area()], header_background=palette.BLUE, sidebar_width=350)
+            title=self.tr("app.title"), header=[self.subtitle], sidebar=[self.sidebar()], main=[self.main_area()],
+            header_background=palette.BLUE, sidebar_width=330, collapsed_sidebar=True)
 

@@ -74,6 +74,19 @@ class Redraw:
             self._fn()
 
 
+def after(doc, milliseconds: int, fn) -> None:
+    """Run `fn` on `doc`'s thread `milliseconds` from now; unserved (tests, notebooks), at once."""
+    if doc is None or doc.session_context is None:
+        fn()
+        return
+
+    def run():
+        with set_curdoc(doc), pn.io.hold():
+            fn()
+
+    doc.add_timeout_callback(run, milliseconds)
+
+
 def release_links(*viewables) -> None:
     """Forget the JS links and callbacks Panel registered for these views' widgets.
 

@@ -28,7 +28,7 @@ from bokeh.events import Tap
 from bokeh.models import ColumnDataSource, HoverTool, Range1d, Scatter, Segment, TapTool, Text
 from bokeh.plotting import figure
 
-from . import palette
+from .. import palette
 from ..i18n import LANGUAGES, STRINGS, join, render, t
 from ..nn.phases import PHASE_TABLE
 from ..session import TrainingSession
@@ -216,7 +216,7 @@ class NetworkView(pn.viewable.Viewer):
         self._titles = ColumnDataSource(dict(x=[], y=[], text=[]))
         self._more = ColumnDataSource(dict(x=[], y=[], text=[]))
 
-        p = figure(height=self.height, sizing_mode="stretch_width", tools="", toolbar_location=None,
+        p = figure(name="network", height=self.height, sizing_mode="stretch_width", tools="", toolbar_location=None,
                    x_range=Range1d(-0.5, 1.5), y_range=Range1d(-2, 2), min_border=4, outline_line_color=None)
         p.axis.visible = False
         p.grid.visible = False

@@ -68,7 +68,7 @@ function el(tag, cls, text) {
 }
 
 export function render({ model, el: host }) {
-  // what to draw with comes from Python (palette: chipviz.app.palette colours, state keys, dimension words)
+  // what to draw with comes from Python (palette: chipviz.palette colours, state keys, dimension words)
   let PAL, STATE_KEYS, DIM_DEFAULT, STATE_RGB;
   function syncPalette() {
     PAL = model.palette || {};
@@ -121,8 +121,12 @@ export function render({ model, el: host }) {
   const tip = el("div", "cv-tip");
   wrap.append(canvas, tip);
   const legend = el("div", "cv-legend");
-  const edges = el("div", "cv-edges");
-  root.append(caption, bar, wrap, legend, edges);
+  // what enters and leaves each edge: one line folded away, so the grid keeps the room
+  const edgesBox = el("details", "cv-edges");
+  const edgesSummary = el("summary");
+  const edges = el("div");
+  edgesBox.append(edgesSummary, edges);
+  root.append(caption, bar, wrap, legend, edgesBox);
   host.append(root);
   const ctx = canvas.getContext("2d");
   const cellCanvas = document.createElement("canvas");
@@ -180,12 +184,17 @@ export function render({ model, el: host }) {
   }
 
   // ---- layout ---------------------------------------------------------------------
+  const BELOW_GRID = 125;  // px under the grid: the legend, the edge note and the cycle slider
   function layout() {
     const rows = R(), cols = C();
     const width = Math.max(160, root.clientWidth || host.clientWidth || 600);
     const big = Math.max(rows, cols) <= 24;
     const fixedH = model.height ? model.height - (root.offsetHeight - wrap.offsetHeight) : null;
-    const availH = Math.max(200, fixedH || (window.innerHeight - 240));
+    // without a fixed height the grid fits the window below where it starts (leaving room for the
+    // legend under it), so the array, the network and the loss share one screen at 1280×720
+    const top = wrap.getBoundingClientRect().top + window.scrollY;
+    const fitH = window.innerHeight - (top > 0 && top < window.innerHeight ? top : 240) - BELOW_GRID;
+    const availH = Math.max(220, fixedH || fitH);
     // margins: axis title, indices, edge strip
     const idxW = rows >= 100 ? 26 : 20, stripW = big ? 34 : 12;
     const ml = 18 + idxW + stripW, mt = 16 + 14 + (big ? 18 : 10), mb = big ? 20 : 12, mr = 8;
@@ -518,6 +527,8 @@ export function render({ model, el: host }) {
       txt += T("hover_hint");
       edges.textContent = txt;
     } else edges.textContent = "";
+    edgesSummary.textContent = T("edges_summary");
+    edgesBox.style.display = data ? "" : "none";
   }
 
   // ---- tooltip -------------------------------------------------------------------
@@ -649,11 +660,25 @@ export function render({ model, el: host }) {
   bBack.addEventListener("click", () => step(-1));
   bFold.addEventListener("click", nextFold);
   fpsIn.addEventListener("input", () => { model.fps = Number(fpsIn.value); });
-  canvas.addEventListener("keydown", (ev) => {
-    if (ev.key === " ") { model.playing = !model.playing; ev.preventDefault(); }
-    else if (ev.key === "ArrowRight") { step(1); ev.preventDefault(); }
-    else if (ev.key === "ArrowLeft") { step(-1); ev.preventDefault(); }
-  });
+  // Keyboard, anywhere on the page but in a text field or a control: space plays or pauses,
+  // ← / → step a cycle, n asks the app for the next GEMM.
+  const typing = (ev) => {
+    const t = ev.composedPath ? ev.composedPath()[0] : ev.target;
+    if (!t || !t.tagName) return false;
+    const tag = t.tagName.toLowerCase();
+    // a focused button keeps its own space key (it presses the button), for keyboard users
+    return t.isContentEditable || ["input", "textarea", "select"].includes(tag) || (tag === "button" && ev.key === " ");
+  };
+  const onKey = (ev) => {
+    if (ev.defaultPrevented || ev.altKey || ev.ctrlKey || ev.metaKey || typing(ev)) return;
+    if (ev.key === " ") { if (data) model.playing = !model.playing; }
+    else if (ev.key === "ArrowRight") step(1);
+    else if (ev.key === "ArrowLeft") step(-1);
+    else if (ev.key === "n" || ev.key === "N") model.send_msg({ action: "next_gemm" });
+    else return;
+    ev.preventDefault();
+  };
+  document.addEventListener("keydown", onKey);
   const syncFps = () => { fpsIn.value = String(model.fps); fpsOut.textContent = T("fps", { fps: model.fps }); };
   const syncControls = () => { bar.style.display = model.show_controls ? "" : "none"; };
   syncFps(); syncControls();
@@ -683,7 +708,7 @@ export function render({ model, el: host }) {
   const onWin = () => { resize(); schedule(); };
   window.addEventListener("resize", onWin);
   model.on("remove", () => {
-    ro.disconnect(); window.removeEventListener("resize", onWin);
+    ro.disconnect(); window.removeEventListener("resize", onWin); document.removeEventListener("keydown", onKey);
     if (rafId != null) cancelAnimationFrame(rafId);
     rafId = null;
   });

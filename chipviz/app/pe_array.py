@@ -29,7 +29,7 @@ from .. import checks
 from ..chip.dataflow_table import DATAFLOW_TABLE
 from ..chip.trace import Trace
 from ..trace_payload import DEFAULT_BATCH_BYTES, MAX_BATCH_BYTES, default_batch_cycles, pack_window
-from . import palette
+from .. import palette
 from ..i18n import texts as _texts
 
 HERE = Path(__file__).resolve().parent
@@ -60,7 +60,7 @@ def browser_palette() -> dict[str, Any]:
     ``states`` are the colours of the PE states in trace order (idle, MAC, preload, stall),
     ``state_keys`` their i18n keys ("pe.state.<key>"), ``dims`` the English fallback for the
     GEMM dimensions when ``texts`` lacks "dim.<letter>"; the rest are the named colours of
-    :mod:`chipviz.app.palette`.
+    :mod:`chipviz.palette`.
     """
     return {
         "states": list(palette.STATE_COLORS), "state_keys": list(STATE_KEYS), "ink": palette.INK,
@@ -106,6 +106,7 @@ class PEArrayView(JSComponent):
     selected_pe = param.Tuple(default=None, length=2, allow_None=True, doc="(row, col) of the PE last clicked.")
     highlight = PEList(default=[], item_type=tuple, doc="(row, col) PEs to outline.")
     at_end = param.Boolean(default=False, doc="True while the last cycle of the batch is shown.")
+    next_gemm = param.Event(doc="The student asked for the next GEMM (key n); the app answers with load_trace.")
     show_controls = param.Boolean(default=True, doc="Show the play / step / speed bar.")
     auto_advance = param.Boolean(default=True, doc="Send the held trace's next window when a batch ends.")
     batch_bytes = param.Integer(default=DEFAULT_BATCH_BYTES, bounds=(4096, MAX_BATCH_BYTES),
@@ -116,7 +117,7 @@ class PEArrayView(JSComponent):
     # leaves such parameters out of the JS data model (get_root then fails with "unexpected attribute").
     palette = param.Dict(default=browser_palette(), constant=True,
                          doc="Colours, state keys and fallback dimension words the browser draws with "
-                             "(browser_palette(); from chipviz.app.palette).")
+                             "(browser_palette(); from chipviz.palette).")
 
     roles = param.Dict(default=dict(DATAFLOW_TABLE[dataflow.default].roles), constant=True,
                        doc="What the array's rows, columns, edges and registers hold in `dataflow` "
@@ -127,7 +128,7 @@ class PEArrayView(JSComponent):
     # every "*.css" entry of a component's _stylesheets to the page as a <link> to that path verbatim,
     # which 404s for a file of the package (panel 1.9.4, template/base.py); text is inlined as before.
     _stylesheets = [CSS_PATH.read_text(encoding="utf-8")]
-    _property_mapping = {"auto_advance": None, "batch_bytes": None}
+    _property_mapping = {"auto_advance": None, "batch_bytes": None, "next_gemm": None}
 
     def __init__(self, **params):
         params.setdefault("sizing_mode", "stretch_width")
@@ -318,6 +319,8 @@ class PEArrayView(JSComponent):
     def _handle_msg(self, data: Any) -> None:
         if isinstance(data, dict) and data.get("action") == "next_fold" and self._trace is not None:
             self.next_fold()
+        elif isinstance(data, dict) and data.get("action") == "next_gemm":
+            self.param.trigger("next_gemm")
 
     def _process_property_change(self, props: dict[str, Any]) -> dict[str, Any]:
         props = super()._process_property_change(props)

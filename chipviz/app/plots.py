@@ -53,7 +53,7 @@ from ..data import TOYS
 from ..nn.on_chip import PHASES
 from ..nn.phases import PHASE_TABLE
 from ..nn.trainer import ENERGY_PARTS
-from . import palette as pal
+from .. import palette as pal
 from .. import server_load
 from .document import Redraw, served_document
 from ..i18n import LANGUAGES, t
@@ -424,20 +424,22 @@ class LossPlot(_LiveView):
     """Train and test loss against step (optionally log-y) and, below, train and test accuracy."""
 
     log_y = param.Boolean(default=False, doc="draw the loss on a logarithmic axis")
+    compact = param.Boolean(default=False, constant=True, doc="shorter figures, for the first screen")
 
     def _build(self):
         self.sources = {k: ColumnDataSource({"x": np.zeros(0, np.int64), "y": np.zeros(0)}, name=k)
                         for k in ("train_loss", "test_loss", "train_acc", "test_acc")}
         s = self.sources
         train, test = "train (mini-batch)", "test"
-        self.loss_fig = p = _figure("Loss", "training step", "loss (cross-entropy)", height=290)
+        heights = (230, 160) if self.compact else (290, 220)
+        self.loss_fig = p = _figure("Loss", "training step", "loss (cross-entropy)", height=heights[0], name="loss")
         p.line("x", "y", source=s["train_loss"], color=TRAIN, line_width=2, legend_label=train)
         p.line("x", "y", source=s["test_loss"], color=TEST, line_width=2, line_dash="dashed", legend_label=test)
         p.scatter("x", "y", source=s["test_loss"], color=TEST, size=6, marker="square", legend_label=test)
         _style_legend(p, "top_right")
         self.loss_hover = HoverTool(mode="mouse")
         p.add_tools(self.loss_hover)
-        self.acc_fig = a = _figure("Accuracy", "training step", "accuracy", height=220, x_range=p.x_range)
+        self.acc_fig = a = _figure("Accuracy", "training step", "accuracy", height=heights[1], x_range=p.x_range)
         a.y_range = Range1d(0, 1.02)
         a.yaxis.formatter = NumeralTickFormatter(format="0%")
         a.line("x", "y", source=s["train_acc"], color=TRAIN, line_width=2, legend_label=train)
@@ -1178,18 +1180,19 @@ def _class_color(c: int) -> str:
 
 # ----------------------------------------------------------------------------------------------
 class LivePlots(pn.viewable.Viewer):
-    """All live plots of a session in tabs: training, gradient descent, utilisation, energy, roofline."""
+    """The live plots of a session: the loss (`loss`, shown on the first screen beside the chip) and,
+    in tabs (`tabs()`), the decision boundary, gradient descent, utilisation, energy and the roofline."""
 
     session = param.ClassSelector(class_=TrainingSession, constant=True)
     highlight_op = param.Integer(default=None, allow_None=True, doc="passed to the roofline")
     lang = param.Selector(default="en", objects=list(LANGUAGES), doc="language of every plot and tab")
 
-    TAB_KEYS = ("tab.training", "tab.descent", "tab.utilization", "tab.energy", "tab.roofline")
+    TAB_KEYS = ("tab.boundary", "tab.descent", "tab.utilization", "tab.energy", "tab.roofline")
 
     def __init__(self, session: TrainingSession, **params):
         super().__init__(session=session, **params)
         lang = self.lang
-        self.loss = LossPlot(session, lang=lang)
+        self.loss = LossPlot(session, lang=lang, compact=True)
         self.boundary = BoundaryPlot(session, lang=lang)
         self.descent = DescentPlot(session, lang=lang)
         self.utilization = UtilizationPlot(session, lang=lang)
@@ -1197,22 +1200,23 @@ class LivePlots(pn.viewable.Viewer):
         self.roofline = RooflinePlot(session, highlight_op=self.highlight_op, lang=lang)
         self.param.watch(lambda e: setattr(self.roofline, "highlight_op", e.new), "highlight_op")
         self.views = (self.loss, self.boundary, self.descent, self.utilization, self.energy, self.roofline)
-        training = pn.Row(pn.Column(self.loss, sizing_mode="stretch_width"),
-                          pn.Column(self.boundary, sizing_mode="stretch_width"), sizing_mode="stretch_width")
-        panes = (training, self.descent, self.utilization, self.energy, self.roofline)
+        panes = (self.boundary, self.descent, self.utilization, self.energy, self.roofline)
         self._tabs = pn.Tabs(*zip(self.tab_names(), panes), dynamic=False, sizing_mode="stretch_width",
                              tabs_location="above")
-        # the views of each tab, in order: only the open tab's views redraw as training goes on
-        self._tab_views = ((self.loss, self.boundary), (self.descent,), (self.utilization,), (self.energy,),
-                           (self.roofline,))
+        # the views of each tab, in order: only the open tab's views redraw as training goes on (the loss,
+        # outside the tabs, always does)
+        self._tab_views = ((self.boundary,), (self.descent,), (self.utilization,), (self.energy,), (self.roofline,))
         self._tabs.param.watch(self._on_tab, "active")
         self._on_tab()
         self.param.watch(self._on_lang, "lang")
         if served_document() is not None:
             pn.state.on_session_destroyed(lambda ctx: self.dispose())
 
-    def __panel__(self):
+    def tabs(self):
         return self._tabs
+
+    def __panel__(self):
+        return pn.Column(self.loss, self._tabs, sizing_mode="stretch_width")
 
     def _on_tab(self, *_):
         for i, views in enumerate(self._tab_views):

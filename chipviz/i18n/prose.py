@@ -42,9 +42,23 @@ def direction(op) -> Message:
     return Message(f"direction.{PHASE_TABLE[op.phase].direction}")
 
 
-def op_caption(op) -> Message:
-    """The PE array's title for a GEMM: "layer 1 · forward · Y = X·W"."""
-    return Message("dash.caption", layer=op.layer, phase=direction(op), name=op.name)
+def op_caption(op, tour_folds: int | None = None) -> Message:
+    """The PE array's title for a GEMM: "layer 1 · forward · Y = X·W" (on the tour, which folds it skips)."""
+    caption = Message("dash.caption", layer=op.layer, phase=direction(op), name=op.name)
+    return Message("dash.caption_tour", caption=caption, folds=tour_folds) if tour_folds else caption
+
+
+def vector_caption(op) -> Message:
+    """The PE array's title while the vector unit works (the optimizer's update, a bias and activation…)."""
+    if op.layer:
+        return Message("dash.vector_caption", layer=op.layer, phase=direction(op), name=op.name)
+    return Message("dash.update_caption", name=op.name)
+
+
+def vector_info(op, step: int) -> Message:
+    st = op.stats
+    return Message("dash.vector_info", name=op.name, step=step, cycles=count(st.cycles),
+                   energy=nanojoules(st.energy_pj["total"]))
 
 
 def op_option(op) -> Message:
@@ -56,7 +70,8 @@ def op_option(op) -> Message:
 def op_info(op, step: int) -> Message:
     """The line above the PE array: the GEMM shown and its numbers."""
     st = op.stats
-    return Message("dash.op_info", layer=op.layer, phase=phase(op), name=op.name, step=step, folds=count(st.folds),
+    return Message("dash.op_info", layer=op.layer, phase=Message(f"plot.gemm_phase.{op.phase}"), name=op.name,
+                   step=step, folds=count(st.folds),
                    cycles=count(st.cycles), util=percent(st.utilization), mapping=percent(st.mapping_efficiency),
                    energy=nanojoules(st.energy_pj["total"]))
 

@@ -179,3 +179,19 @@ def page_errors():
     for page in pages:
         if not page.is_closed():
             page.close()
+
+
+@pytest.fixture
+def open_sidebar():
+    """open_sidebar(page): open the dashboard's settings sidebar (collapsed when the page opens)."""
+    return _open_sidebar
+
+
+def _open_sidebar(page, timeout: float = 30_000) -> None:
+    """Open the dashboard's settings sidebar (collapsed when the page opens) and wait until it shows."""
+    sidebar = page.locator("#sidebar")
+    sidebar.wait_for(state="attached", timeout=timeout)
+    if "show" not in (sidebar.get_attribute("class") or ""):
+        page.locator("#sidebar-toggle").click()
+    page.wait_for_function("() => document.querySelector('#sidebar').classList.contains('show')", timeout=timeout)
+    page.locator("#sidebar .card, #sidebar .bk-panel-models-layout-Card").first.wait_for(timeout=timeout)

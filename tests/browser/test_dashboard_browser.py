@@ -4,6 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from chipviz.i18n import t
+
 APP = Path(__file__).resolve().parents[2] / "app.py"
 
 
@@ -16,9 +18,8 @@ def open_app(browser, url, page_errors, width=1600, height=1000):
     page = browser.new_page(viewport={"width": width, "height": height})
     errors = page_errors(page)
     page.goto(url)
-    page.get_by_text("Matrix multiply on the chip").first.wait_for(timeout=30_000)
-    page.locator("canvas").first.wait_for(timeout=30_000)
-    page.wait_for_timeout(1500)
+    page.locator(".chipviz-op-info").first.wait_for(timeout=30_000)
+    page.locator(".cv-canvas").first.wait_for(timeout=30_000)
     return page, errors
 
 
@@ -38,9 +39,11 @@ def test_loads_without_errors_and_mirrors_settings_in_the_url(browser, app_url, 
     assert errors == []
 
 
-def test_learning_rate_slider_changes_url_and_model(browser, app_url, page_errors):
+def test_learning_rate_slider_changes_url_and_model(browser, app_url, page_errors, open_sidebar):
     page, errors = open_app(browser, app_url, page_errors)
     page.wait_for_function("() => location.search.includes('lr=0.01')", timeout=15_000)
+    open_sidebar(page)
+    page.get_by_text(re.compile(r"Learning rate α: 0\.01$")).first.wait_for(timeout=10_000)  # the slider reads α
     slider = page.locator(".bk-input-group", has_text="Learning rate").locator(".noUi-handle").first
     slider.focus()
     for _ in range(3):
@@ -48,7 +51,7 @@ def test_learning_rate_slider_changes_url_and_model(browser, app_url, page_error
     page.wait_for_function("() => location.search.includes('lr=0.0199')", timeout=10_000)  # 10^-1.7
     lr = float(re.search(r"lr=([0-9.e-]+)", page.url).group(1))
     assert lr == pytest.approx(10 ** -1.7, rel=1e-3)
-    page.get_by_text(re.compile(r"α = 0\.0199")).first.wait_for(timeout=10_000)
+    page.get_by_text(re.compile(r"Learning rate α: 0\.02$")).first.wait_for(timeout=10_000)  # 10^-1.7 ≈ 0.02
     assert errors == []
 
 
@@ -66,7 +69,7 @@ def test_train_adds_points_to_the_loss_plot(browser, app_url, page_errors, artif
     before = page.evaluate(points)
     page.get_by_role("button", name="▶ Train").click()
     page.wait_for_timeout(3000)
-    page.get_by_role("button", name="⏸ Pause").click()
+    page.get_by_role("button", name=t("ctl.pause", "en")).click()
     page.wait_for_timeout(800)
     assert sidebar_status(page) > start + 5
     assert page.evaluate(points) > before + 5
@@ -105,29 +108,27 @@ def test_bad_url_opens_with_defaults_and_a_notice(browser, app_url, page_errors,
     assert errors == []
 
 
-def test_link_opens_the_dashboard_in_chinese(browser, app_url, page_errors, artifacts):
+def test_link_opens_the_dashboard_in_chinese(browser, app_url, page_errors, artifacts, open_sidebar):
     """?lang=zh: the sidebar, the cards and the plot tabs in Chinese; the switch goes back to English."""
-    from chipviz.i18n import t
-
     page = browser.new_page(viewport={"width": 1600, "height": 1000})
     errors = page_errors(page)
     page.goto(app_url + "?lang=zh")
-    page.get_by_text(t("dash.op_select", "zh")).first.wait_for(timeout=30_000)
-    page.locator("canvas").first.wait_for(timeout=30_000)
-    page.wait_for_timeout(1500)
+    page.locator(".chipviz-op-info", has_text="第 1 步").first.wait_for(timeout=30_000)
+    page.locator(".cv-canvas").first.wait_for(timeout=30_000)
+    open_sidebar(page)
     for text in (t("ctl.network_card", "zh"), t("ctl.dataset", "zh"), t("ctl.lr", "zh"),  # sidebar
                  t("dash.pe_card", "zh"), t("dash.network_card", "zh"),  # cards
-                 t("tab.training", "zh"), t("tab.roofline", "zh")):  # plot tabs
+                 t("tab.boundary", "zh"), t("tab.roofline", "zh")):  # plot tabs
         assert page.get_by_text(re.compile("^" + re.escape(text))).first.is_visible(), text
     assert page.get_by_role("button", name=t("ctl.train", "zh")).is_visible()
     assert page.get_by_role("button", name=t("pe.play", "zh")).first.is_visible()  # inside the PE array
     assert re.search(r"周期 \d+/\d+", page.locator(".cv-live").first.text_content())
-    assert page.get_by_text("Matrix multiply on the chip").count() == 0
+    assert page.get_by_text("Decision boundary", exact=True).count() == 0
     page.wait_for_function("() => location.search.includes('lang=zh')", timeout=15_000)
     assert "lesson=" not in page.url, "a language alone does not open a lesson"
     page.screenshot(path=str(artifacts / "dashboard-zh.png"), full_page=False)
     page.get_by_role("button", name=t("dash.language_en", "en"), exact=True).click()  # back to English, no reload
-    page.get_by_text("Matrix multiply on the chip").first.wait_for(timeout=15_000)
+    page.get_by_text("Decision boundary", exact=True).first.wait_for(timeout=15_000)
     page.get_by_text("Roofline", exact=True).first.wait_for(timeout=15_000)
     page.wait_for_function("() => location.search.includes('lang=en')", timeout=15_000)
     assert errors == []
