@@ -1,11 +1,13 @@
 """The served dashboard, measured in Chromium: start-up, animation, latency, memory, many sessions.
 
-    python benchmarks/bench_app.py [--sessions 20] [--sessions-only]
+    python benchmarks/bench_app.py [--sessions 20] [--sessions-only] [--watch-only]
 
 Prints a Markdown table of:
 - time from `panel serve app.py` starting to a rendered page (the PE array drawn), with a
   cold numba cache (a fresh NUMBA_CACHE_DIR: every kernel compiles) and a warm one;
-- animation frames per second in Chromium for 8×8, 16×16 and 32×32 arrays;
+- animation frames per second in Chromium for 8×8, 16×16 and 32×32 arrays, idle and while
+  training (Train = watch: the PE array plays each new step), with the server's CPU per
+  training-and-animating tab, and the time from ▶ Train to the first backward-phase frame;
 - latency from a control (One step) to the updated loss plot in the page;
 - server memory (RSS) with one session and with N sessions open, and the latency of a
   control in one page while the N others train, and what is left after the pages close.
@@ -60,7 +62,7 @@ def rss_mib(pid: int) -> float:
 def open_page(browser, url: str, width=1600, height=1000):
     page = browser.new_page(viewport={"width": width, "height": height})
     page.goto(url)
-    page.get_by_text("Matrix multiply on the chip").first.wait_for(timeout=120_000)
+    page.locator(".chipviz-op-info").first.wait_for(timeout=120_000)
     page.wait_for_function("() => (window.__chipviz_frames || 0) > 0", timeout=120_000)
     return page
 
@@ -75,6 +77,47 @@ def time_to_page(browser, port: int, cache_dir: str) -> float:
     finally:
         proc.terminate()
         proc.wait()
+
+
+PLAYING = "() => [window.__chipviz_play_frames || 0, window.__chipviz_play_ms || 0]"
+
+
+def watching(browser, proc, base: str, side: int, seconds: float = 8.0) -> tuple[float, float, float]:
+    """Press Train and let the PE array play each new step (fps 60): (frames/s while the array plays,
+    share of the time it plays, server CPU as a share of a core)."""
+    page = open_page(browser, f"{base}?rows={side}&cols={side}&fps=60")
+    page.get_by_role("button", name="▶ Train").click()
+    page.locator(".cv-caption", has_text="backward").first.wait_for(timeout=120_000)
+    (f0, ms0), c0, t0 = page.evaluate(PLAYING), cpu_seconds(proc.pid), time.perf_counter()
+    page.wait_for_timeout(seconds * 1000)
+    (f1, ms1), c1, t1 = page.evaluate(PLAYING), cpu_seconds(proc.pid), time.perf_counter()
+    page.get_by_role("button", name="❚❚ Pause", exact=True).click()
+    page.close()
+    played = (ms1 - ms0) / 1000
+    return (f1 - f0) / max(played, 1e-9), played / (t1 - t0), (c1 - c0) / (t1 - t0)
+
+
+def train_to_backward(browser, base: str) -> float:
+    """Seconds from the click on ▶ Train to the first frame of a backward-phase GEMM on the PE array."""
+    page = open_page(browser, base)
+    t0 = time.perf_counter()
+    page.get_by_role("button", name="▶ Train").click()
+    page.locator(".cv-caption", has_text="backward").first.wait_for(timeout=120_000)
+    elapsed = time.perf_counter() - t0
+    page.get_by_role("button", name="❚❚ Pause", exact=True).click()
+    page.close()
+    return elapsed
+
+
+def watch_rows(browser, proc, base: str, rows) -> None:
+    for side in (8, 16, 32):
+        fps, duty, cpu = watching(browser, proc, base, side)
+        rows.append((f"training and animating, {side}×{side} array (fps set to 60): Chromium frames/s while the "
+                     f"array plays; share of the time it plays; server CPU for the tab",
+                     f"{fps:.0f} frames/s; {duty:.0%}; {cpu:.0%} of a core"))
+    times = [train_to_backward(browser, base) for _ in range(3)]
+    rows.append(("▶ Train → first backward-phase frame on the PE array (tour pace, 24 cycles/s), median of 3",
+                 f"{statistics.median(times):.1f} s"))
 
 
 def animation_fps(browser, base: str, side: int) -> float:
@@ -195,10 +238,19 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sessions", type=int, default=20)
     ap.add_argument("--sessions-only", action="store_true", help="measure only the many-sessions part")
+    ap.add_argument("--watch-only", action="store_true", help="measure only training-and-watching")
     args = ap.parse_args()
     rows = Table()
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        if args.watch_only:
+            proc, _ = start_server(5114, os.environ.get("NUMBA_CACHE_DIR", str(ROOT / ".numba-bench-cache")))
+            try:
+                watch_rows(browser, proc, "http://127.0.0.1:5114/app", rows)
+            finally:
+                proc.terminate()
+                proc.wait()
+            return
         if args.sessions_only:
             proc, _ = start_server(5113, os.environ.get("NUMBA_CACHE_DIR", str(ROOT / ".numba-bench-cache")))
             try:
@@ -220,6 +272,7 @@ def main():
             for side in (8, 16, 32):
                 rows.append((f"animation, {side}×{side} array (fps set to 60)",
                              f"{animation_fps(browser, base, side):.0f} frames/s"))
+            watch_rows(browser, proc, base, rows)
             page = open_page(browser, base)
             latencies = [control_latency(page) for _ in range(5)]
             rows.append(("control → updated plot (One step → new point in the loss plot), median of 5",

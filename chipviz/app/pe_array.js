@@ -636,6 +636,10 @@ export function render({ model, el: host }) {
     rafId = null;
     if (model.playing && data && !waiting) {
       if (lastT == null) lastT = ts;
+      else {  // time spent playing, and the frames drawn in it (read by benchmarks: frames/s while playing)
+        window.__chipviz_play_ms = (window.__chipviz_play_ms || 0) + (ts - lastT);
+        window.__chipviz_play_frames = (window.__chipviz_play_frames || 0) + 1;
+      }
       acc += ((ts - lastT) / 1000) * model.fps;
       lastT = ts;
       if (acc > 4) acc = 4;   // after a hidden tab or a slow frame, do not race to catch up
