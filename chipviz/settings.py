@@ -35,6 +35,7 @@ MAX_WIDTH = 512
 MAX_HIDDEN_LAYERS = 4
 MAX_TEXT = 200  # longest string value a link may set
 MAX_DIGITS = 12  # longest whole number a link may set (Python refuses to convert 4,301 digits and more)
+MAX_NOTICED_KEYS = 3  # unknown keys a link's notices name one by one; more are summed up in one notice
 
 
 @dataclass(frozen=True)
@@ -216,6 +217,7 @@ class Link:
 def parse_query(query: dict) -> Link:
     """A URL query ({key: text or [texts or bytes]}) as a Link; every bad or unknown key is a notice."""
     link = Link({}, {}, {}, [])
+    unknown = []
     for key, raw in query.items():
         text = _text(raw)
         if key in LESSON_KEYS:
@@ -223,7 +225,7 @@ def parse_query(query: dict) -> Link:
             continue
         setting = BY_KEY.get(key)
         if setting is None:
-            link.notices.append(Message("url.unknown_key", key=_short(str(key))))
+            unknown.append(_short(str(key)))
             continue
         try:
             value = convert(setting, text)
@@ -231,6 +233,11 @@ def parse_query(query: dict) -> Link:
             link.notices.append(Message("url.bad_value", key=key, value=_short(text), reason=exc.reason))
             continue
         (link.view if setting.group == "view" else link.settings)[setting.name] = value
+    if len(unknown) > MAX_NOTICED_KEYS:  # a link with thousands of keys: one notice, not thousands
+        link.notices.append(Message("url.unknown_keys", n=f"{len(unknown):,}",
+                                    some=", ".join(unknown[:MAX_NOTICED_KEYS])))
+    else:
+        link.notices += [Message("url.unknown_key", key=key) for key in unknown]
     return link
 
 

@@ -105,3 +105,10 @@ def test_no_panel_in_the_headless_state():
             "bad = [m for m in ('panel', 'bokeh') if m in sys.modules]; print(bad); sys.exit(bool(bad))")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
     assert isinstance(TrainingSession.param["rows"], param.Integer)
+
+
+def test_any_link_however_long_or_wide_gives_notices_not_errors():
+    link = parse_query({"lr": "1" * 10_000, "rows": "9" * 5_000, **{f"k{i}": "1" for i in range(5_000)}})
+    assert link.settings == {} and [n.key for n in link.notices] == ["url.bad_value", "url.bad_value",
+                                                                      "url.unknown_keys"]
+    assert "5,000 unknown settings" in str(link.notices[-1]) and len(str(link.notices[0])) < 200

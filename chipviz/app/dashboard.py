@@ -25,7 +25,7 @@ from ..session import TrainingSession
 from ..settings import MAX_ANIMATED_SIDE
 from .. import palette
 from .controls import Controls
-from .document import after, on_document, release_links, served_document
+from .document import after, on_document, page_location, release_links, served_document
 from .lesson_view import LessonView
 from .network_view import NetworkView
 from .pe_array import PEArrayView, pe_texts
@@ -278,8 +278,8 @@ class Dashboard(pn.viewable.Viewer):
         return settings.to_query(self.session.values(), view, lesson)
 
     def _write_url(self, *_):
-        location = pn.state.location
-        if location is not None and served_document() is not None:
+        location = page_location()
+        if location is not None:
             from urllib.parse import urlencode
 
             search = "?" + urlencode(self.query())  # only known keys: an unknown one is not carried on

@@ -16,6 +16,7 @@ import threading
 from functools import partial, wraps
 
 import panel as pn
+from panel.io.location import Location
 from panel.io.state import set_curdoc
 
 
@@ -72,6 +73,43 @@ class Redraw:
             self._queued = False
         with pn.io.hold():
             self._fn()
+
+
+MAX_LINK_ARGUMENTS = 100_000  # a link's query parameters the server parses (Tornado's default: 1,000)
+
+
+def accept_long_links() -> None:
+    """Let the web server parse links with many parameters (Tornado answers a bare HTTP 400 above
+    1,000), so that such a link opens the page with a notice of what was ignored. A link stays
+    bounded by the server's header size (64 KiB); the app reads at most its known keys."""
+    from tornado import httputil
+
+    config = httputil.ParseBodyConfig(urlencoded=httputil.ParseUrlEncodedConfig(max_arguments=MAX_LINK_ARGUMENTS))
+    httputil.set_parse_body_config(config)
+
+
+def page_location():
+    """The served page's Location (its URL), or None.
+
+    Panel parses a page's link whenever it changes (on the server, and again when the browser
+    reports its own address) and fails on a value Python will not read as a number (4,300 digits
+    and more). The app reads and judges the link itself (chipviz.settings.parse_query), so the
+    page gets a Location whose parse of such a value is empty instead of an error."""
+    doc = served_document()
+    if doc is None:
+        return None
+    if doc not in pn.state._locations:  # where pn.state.location keeps each page's Location
+        pn.state._locations[doc] = _ForgivingLocation.from_request(doc.session_context.request)
+    return pn.state.location
+
+
+class _ForgivingLocation(Location):
+    @property
+    def query_params(self):
+        try:
+            return super().query_params
+        except ValueError:  # a number Python will not read (the app has said what it ignored)
+            return {}
 
 
 def after(doc, milliseconds: int, fn) -> None:

@@ -17,6 +17,7 @@ import panel as pn
 import param
 
 from .. import lessons as L
+from .document import page_location
 
 PANEL_WIDTH = 430
 
@@ -305,7 +306,7 @@ class LessonView(pn.viewable.Viewer):
         return L.lesson_query(self.lesson, self.step, self.lang, self.link_hide, self.link_lock)
 
     def _read_url(self):
-        location = pn.state.location
+        location = page_location()
         if location is None:
             return
         query = {k: v for k, v in (location.query_params or {}).items() if k in L.LESSON_KEYS}
@@ -316,7 +317,7 @@ class LessonView(pn.viewable.Viewer):
     def _write_url(self):
         if not getattr(self.dashboard, "lesson_mode", True):
             return  # a dashboard outside lesson mode writes the URL (with the shared lang) itself
-        location = pn.state.location
+        location = page_location()
         if location is not None and pn.state.curdoc is not None:
             location.update_query(**self.query())
 

@@ -6,12 +6,14 @@ Each browser tab gets its own training session; settings live in the URL. Import
 Bokeh runs this file as a script (a module named bokeh_app_…), not as part of chipviz.app.
 """
 from chipviz.app.dashboard import Dashboard
+from chipviz.app.document import accept_long_links
 from chipviz.server_load import limit_blas_threads
 
 
 def serve_page():
     """Build this tab's dashboard and mark it servable (the server runs the app's script once per tab)."""
     limit_blas_threads()  # the tabs share this server's cores: one BLAS thread per call (server_load.py)
+    accept_long_links()  # (chipviz serve does it at start-up: server_lifecycle.py)
     return Dashboard().template().servable()
 
 

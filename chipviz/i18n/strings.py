@@ -114,6 +114,8 @@ STRINGS: dict[str, dict[str, str]] = {
     "dash.dim.inputs": _e("inputs", "输入"),
     "dash.dim.units": _e("units", "单元"),
     "dash.reset_notice": _e("The network was reset because {names} changed.", "{names}已改变，网络已重置。"),
+    "url.unknown_keys": _e("{n} unknown settings in the link were ignored ({some}, …).",
+                           "链接中的 {n} 个未知设置已忽略（{some}，…）。"),
     "url.unknown_key": _e("Unknown setting “{key}” in the link was ignored.", "链接中的未知设置“{key}”已忽略。"),
     "url.bad_value": _e("{key}={value} was ignored: {reason}; the default was kept.",
                          "{key}={value} 已忽略：{reason}；保留了默认值。"),
