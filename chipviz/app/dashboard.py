@@ -1,10 +1,14 @@
-"""The ChipViz dashboard: controls, the PE array, the network and the live plots, together.
+"""The ChipViz dashboard: the PE array, the network and the loss side by side, the step's
+timeline and the other plots below, the settings in a sidebar.
 
 `Dashboard(...)` displays in a notebook; `Dashboard(...).template()` is the served page
-(app.py). Every setting is mirrored in the URL; each browser tab gets its own session.
+(chipviz/app/main.py). One state: the session's settings (chipviz.settings) — a link is read
+before any view is built, and widgets, URL, PE array, network view, plots and lesson panel all
+derive from the session and its snapshots. While training, the PE array plays each new step's
+GEMMs in order (the tour, or every cycle), then the update on the vector unit.
 
 The whole interface speaks English or Simplified Chinese: `lang` (URL key `lang`, the switch
-in the sidebar, or the lesson panel's own switch, which is linked to it) relabels every view in
+in the toolbar, or the lesson panel's own switch, which is linked to it) relabels every view in
 place, without a reload and without touching the training session.
 """
 from __future__ import annotations
@@ -87,7 +91,6 @@ class Dashboard(pn.viewable.Viewer):
         self.lang_switch = pn.widgets.RadioButtonGroup(
             options={t("dash.language_en", lang): "en", t("dash.language_zh", lang): "zh"}, value=lang,
             color="light", variant="outline", width=170, margin=(5, 10))
-        self.lang_label = pn.pane.HTML("", margin=(10, 0, 0, 10))
         self.subtitle = pn.pane.HTML("", margin=(0, 10), styles={"color": "white", "font-size": "1.05em"})
         self.op_select = pn.widgets.Select(options={}, width=230, margin=(2, 5))
         self.prev_button = pn.widgets.Button(margin=(2, 3))
@@ -192,7 +195,6 @@ class Dashboard(pn.viewable.Viewer):
         """The dashboard's own labels in `lang` (the views relabel themselves)."""
         tr = self.tr
         self.lesson_toggle.label = tr("lesson.lesson_mode")
-        self.lang_label.object = f"<b>{tr('lesson.language')}</b>"
         self.subtitle.object = tr("app.subtitle")
         self.op_select.description = tr("dash.op_select")  # a tooltip: the list itself says what it holds
         self.prev_button.label = tr("dash.prev_gemm")
