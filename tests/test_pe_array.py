@@ -12,15 +12,7 @@ from chipviz.chip import ChipConfig, gemm
 from chipviz.chip.dataflow_table import DATAFLOW_TABLE
 from chipviz.trace_payload import default_batch_cycles, pack_window, unpack_payload
 
-DATAFLOWS = ("ws", "is", "os")
-
-
-def run(dataflow, rows=4, cols=4, m=6, k=9, n=7, window=(0, 10**9), seed=0):
-    rng = np.random.default_rng(seed)
-    a = rng.integers(-4, 5, (m, k)).astype(np.float32)
-    b = rng.integers(-4, 5, (k, n)).astype(np.float32)
-    res = gemm(a, b, ChipConfig(rows=rows, cols=cols, dataflow=dataflow), engine="cycle", trace_window=window)
-    return a, b, res.trace, res.stats.cycles
+from traces import DATAFLOWS, run  # tests/traces.py
 
 
 @pytest.fixture(params=DATAFLOWS)
