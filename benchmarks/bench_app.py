@@ -1,6 +1,6 @@
 """The served dashboard, measured in Chromium: start-up, animation, latency, memory, many sessions.
 
-    python benchmarks/bench_app.py [--sessions 20] [--sessions-only] [--watch-only]
+    python benchmarks/bench_app.py [--sessions 20] [--sessions-only] [--watch-only] [--no-sessions]
 
 Prints a Markdown table of:
 - time from `panel serve app.py` starting to a rendered page (the PE array drawn), with a
@@ -239,6 +239,7 @@ def main():
     ap.add_argument("--sessions", type=int, default=20)
     ap.add_argument("--sessions-only", action="store_true", help="measure only the many-sessions part")
     ap.add_argument("--watch-only", action="store_true", help="measure only training-and-watching")
+    ap.add_argument("--no-sessions", action="store_true", help="skip the many-sessions part (the longest)")
     args = ap.parse_args()
     rows = Table()
     with sync_playwright() as pw:
@@ -280,7 +281,8 @@ def main():
             one = rss_mib(proc.pid)
             rows.append(("server memory: idle after start / with 1 session", f"{idle:.0f} / {one:.0f} MiB"))
             page.close()
-            many_sessions(pw, browser, proc, base, args.sessions, rows)
+            if not args.no_sessions:
+                many_sessions(pw, browser, proc, base, args.sessions, rows)
         finally:
             proc.terminate()
             proc.wait()
