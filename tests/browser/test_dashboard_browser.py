@@ -7,6 +7,7 @@ import pytest
 from chipviz.i18n import t
 
 APP = Path(__file__).resolve().parents[2] / "app.py"
+WAIT = 60_000  # ms: every wait is on a state, bounded generously for a busy 2-core machine
 
 
 @pytest.fixture
@@ -18,8 +19,8 @@ def open_app(browser, url, page_errors, width=1600, height=1000):
     page = browser.new_page(viewport={"width": width, "height": height})
     errors = page_errors(page)
     page.goto(url)
-    page.locator(".chipviz-op-info").first.wait_for(timeout=30_000)
-    page.locator(".cv-canvas").first.wait_for(timeout=30_000)
+    page.locator(".chipviz-op-info").first.wait_for(timeout=WAIT)
+    page.locator(".cv-canvas").first.wait_for(timeout=WAIT)
     return page, errors
 
 
@@ -30,7 +31,7 @@ def sidebar_status(page) -> int:
 
 def test_loads_without_errors_and_mirrors_settings_in_the_url(browser, app_url, page_errors, artifacts):
     page, errors = open_app(browser, app_url, page_errors)
-    page.wait_for_function("() => location.search.includes('lr=')", timeout=15_000)
+    page.wait_for_function("() => location.search.includes('lr=')", timeout=WAIT)
     assert "rows=8" in page.url and "dataflow=ws" in page.url
     page.screenshot(path=str(artifacts / "dashboard.png"), full_page=False)
     page.set_viewport_size({"width": 1280, "height": 720})
@@ -41,17 +42,17 @@ def test_loads_without_errors_and_mirrors_settings_in_the_url(browser, app_url, 
 
 def test_learning_rate_slider_changes_url_and_model(browser, app_url, page_errors, open_sidebar):
     page, errors = open_app(browser, app_url, page_errors)
-    page.wait_for_function("() => location.search.includes('lr=0.01')", timeout=15_000)
+    page.wait_for_function("() => location.search.includes('lr=0.01')", timeout=WAIT)
     open_sidebar(page)
-    page.get_by_text(re.compile(r"Learning rate α: 0\.01$")).first.wait_for(timeout=10_000)  # the slider reads α
+    page.get_by_text(re.compile(r"Learning rate α: 0\.01$")).first.wait_for(timeout=WAIT)  # the slider reads α
     slider = page.locator(".bk-input-group", has_text="Learning rate").locator(".noUi-handle").first
     slider.focus()
     for _ in range(3):
         slider.press("ArrowRight")
-    page.wait_for_function("() => location.search.includes('lr=0.0199')", timeout=10_000)  # 10^-1.7
+    page.wait_for_function("() => location.search.includes('lr=0.0199')", timeout=WAIT)  # 10^-1.7
     lr = float(re.search(r"lr=([0-9.e-]+)", page.url).group(1))
     assert lr == pytest.approx(10 ** -1.7, rel=1e-3)
-    page.get_by_text(re.compile(r"Learning rate α: 0\.02$")).first.wait_for(timeout=10_000)  # 10^-1.7 ≈ 0.02
+    page.get_by_text(re.compile(r"Learning rate α: 0\.02$")).first.wait_for(timeout=WAIT)  # 10^-1.7 ≈ 0.02
     assert errors == []
 
 
@@ -100,10 +101,10 @@ def test_bad_url_opens_with_defaults_and_a_notice(browser, app_url, page_errors,
     page, errors = open_app(browser, app_url + "?rows=-3&lr=abc&cols=NaN&hidden=999999999999&dataset=%3Cscript%3E",
                             page_errors)
     notice = page.get_by_text(re.compile(r"rows=-3 was ignored")).first
-    notice.wait_for(timeout=15_000)
+    notice.wait_for(timeout=WAIT)
     for bad in ("lr=abc", "cols=NaN", "hidden=999999999999"):
         assert page.get_by_text(re.compile(re.escape(bad) + " was ignored")).count() >= 1, bad
-    page.wait_for_function("() => location.search.includes('rows=8')", timeout=15_000)
+    page.wait_for_function("() => location.search.includes('rows=8')", timeout=WAIT)
     page.screenshot(path=str(artifacts / "dashboard-bad-url.png"))
     assert errors == []
 
@@ -113,8 +114,8 @@ def test_link_opens_the_dashboard_in_chinese(browser, app_url, page_errors, arti
     page = browser.new_page(viewport={"width": 1600, "height": 1000})
     errors = page_errors(page)
     page.goto(app_url + "?lang=zh")
-    page.locator(".chipviz-op-info", has_text="第 1 步").first.wait_for(timeout=30_000)
-    page.locator(".cv-canvas").first.wait_for(timeout=30_000)
+    page.locator(".chipviz-op-info", has_text="第 1 步").first.wait_for(timeout=WAIT)
+    page.locator(".cv-canvas").first.wait_for(timeout=WAIT)
     open_sidebar(page)
     for text in (t("ctl.network_card", "zh"), t("ctl.dataset", "zh"), t("ctl.lr", "zh"),  # sidebar
                  t("dash.pe_card", "zh"), t("dash.network_card", "zh"),  # cards
@@ -124,11 +125,11 @@ def test_link_opens_the_dashboard_in_chinese(browser, app_url, page_errors, arti
     assert page.get_by_role("button", name=t("pe.play", "zh")).first.is_visible()  # inside the PE array
     assert re.search(r"周期 \d+/\d+", page.locator(".cv-live").first.text_content())
     assert page.get_by_text("Decision boundary", exact=True).count() == 0
-    page.wait_for_function("() => location.search.includes('lang=zh')", timeout=15_000)
+    page.wait_for_function("() => location.search.includes('lang=zh')", timeout=WAIT)
     assert "lesson=" not in page.url, "a language alone does not open a lesson"
     page.screenshot(path=str(artifacts / "dashboard-zh.png"), full_page=False)
     page.get_by_role("button", name=t("dash.language_en", "en"), exact=True).click()  # back to English, no reload
-    page.get_by_text("Decision boundary", exact=True).first.wait_for(timeout=15_000)
-    page.get_by_text("Roofline", exact=True).first.wait_for(timeout=15_000)
-    page.wait_for_function("() => location.search.includes('lang=en')", timeout=15_000)
+    page.get_by_text("Decision boundary", exact=True).first.wait_for(timeout=WAIT)
+    page.get_by_text("Roofline", exact=True).first.wait_for(timeout=WAIT)
+    page.wait_for_function("() => location.search.includes('lang=en')", timeout=WAIT)
     assert errors == []
