@@ -35,7 +35,7 @@ def test_loads_without_errors_and_mirrors_settings_in_the_url(browser, app_url, 
     assert "rows=8" in page.url and "dataflow=ws" in page.url
     page.screenshot(path=str(artifacts / "dashboard.png"), full_page=False)
     page.set_viewport_size({"width": 1280, "height": 720})
-    page.wait_for_timeout(800)
+    page.wait_for_function("() => window.innerWidth === 1280", timeout=WAIT)
     page.screenshot(path=str(artifacts / "dashboard-1280x720.png"), full_page=False)
     assert errors == []
 
@@ -69,11 +69,10 @@ def test_train_adds_points_to_the_loss_plot(browser, app_url, page_errors, artif
     }"""
     before = page.evaluate(points)
     page.get_by_role("button", name="▶ Train").click()
-    page.wait_for_timeout(3000)
+    page.wait_for_function(f"() => ({points})() > {before + 5}", timeout=WAIT)  # the loss plot grows
     page.get_by_role("button", name=t("ctl.pause", "en")).click()
-    page.wait_for_timeout(800)
+    page.get_by_role("button", name="▶ Train").wait_for(timeout=WAIT)
     assert sidebar_status(page) > start + 5
-    assert page.evaluate(points) > before + 5
     page.screenshot(path=str(artifacts / "dashboard-trained.png"), full_page=True)
     assert errors == []
 
@@ -89,7 +88,7 @@ def test_play_advances_the_cycle_and_changes_the_cells(browser, app_url, page_er
     canvas = page.locator("canvas").first
     before = canvas.screenshot()
     page.get_by_role("button", name="▶ Play").first.click()
-    page.wait_for_timeout(2500)
+    page.wait_for_function(f"() => (window.__chipviz_cycle || 0) >= {first + 5}", timeout=WAIT)  # 0-based
     assert cycle() > first + 5
     after = canvas.screenshot()
     assert before != after
