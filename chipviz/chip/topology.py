@@ -6,11 +6,18 @@ Two forms are read, told apart by their header line (case, spaces and underscore
   order N before K, and the trailing comma (optional here). If the header names M, N and K
   in another order, the header's order is used.
 - Convolution form, header `Layer name, IFMAP Height, IFMAP Width, Filter Height,
-  Filter Width, Channels, Num Filter, Strides,` (an optional ninth column gives a separate
-  stride along the width, as SCALE-Sim allows). Each layer becomes its im2col GEMM, without
-  padding, as SCALE-Sim does:
-      OH = (IH - FH) // S_h + 1,  OW = (IW - FW) // S_w + 1
+  Filter Width, Channels, Num Filter, Strides,` and rows `name,IH,IW,FH,FW,C,NF,S,`. As in
+  SCALE-Sim 3.0.0, a row has one stride (used along the height and the width) and an optional
+  ninth value is its N:M sparsity ratio (recorded, not modelled: the dense layer is simulated,
+  as SCALE-Sim does with sparsity support off), not a width stride. A layer whose name
+  contains `DP` is depth-wise: SCALE-Sim splits it into one layer per channel, named
+  `<name>Channel_<i>`, each with one channel and all the filters; so does ChipViz.
+  Each layer becomes its im2col GEMM (chipviz.chip.conv, the same lowering trained conv
+  layers use) with SCALE-Sim 3.0.0's output size, which lets the last window overhang the
+  ifmap (its missing taps count as zeros):
+      OH = ⌈(IH − FH)/S⌉ + 1,  OW = ⌈(IW − FW)/S⌉ + 1
       M = OH·OW (output pixels),  K = FH·FW·C (window size),  N = Num Filter.
+  `CONVENTION` says so in words, for reports.
 
 Blank lines and lines starting with `#` are skipped. Every problem raises TopologyError
 (a ValueError) naming the file, the line and what is wrong.
@@ -23,41 +30,24 @@ import os
 import re
 from dataclasses import dataclass
 
-__all__ = ["ConvShape", "Layer", "TopologyError", "parse_topology", "read_topology"]
+from .conv import CONVENTION_TEXT, ConvGeometry
+
+__all__ = ["CONVENTION", "ConvGeometry", "Layer", "TopologyError", "parse_topology", "read_topology"]
 
 _INTEGER = re.compile(r"[+-]?[0-9]+")
+_SPARSITY = re.compile(r"[0-9]+\s*:\s*[0-9]+")
 
 GEMM_HEADER = "Layer name, M, N, K,"
 CONV_HEADER = ("Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, "
                "Strides,")
 _CONV_COLUMNS = ("ifmap height", "ifmap width", "filter height", "filter width", "channels", "num filter",
                  "strides")
+CONVENTION = CONVENTION_TEXT["scalesim"]  # the output size of a convolution row, in words
+DEPTHWISE_MARK = "DP"  # SCALE-Sim 3.0.0 splits a layer whose name contains this into one layer per channel
 
 
 class TopologyError(ValueError):
     """A topology file that cannot be read; the message names the file and line."""
-
-
-@dataclass(frozen=True)
-class ConvShape:
-    """A convolution layer as SCALE-Sim describes it (no padding)."""
-
-    ifmap_h: int
-    ifmap_w: int
-    filter_h: int
-    filter_w: int
-    channels: int
-    num_filters: int
-    stride_h: int
-    stride_w: int
-
-    @property
-    def ofmap_h(self) -> int:
-        return (self.ifmap_h - self.filter_h) // self.stride_h + 1
-
-    @property
-    def ofmap_w(self) -> int:
-        return (self.ifmap_w - self.filter_w) // self.stride_w + 1
 
 
 @dataclass(frozen=True)
@@ -69,7 +59,8 @@ class Layer:
     k: int
     n: int
     line: int
-    conv: ConvShape | None = None
+    conv: ConvGeometry | None = None  # a convolution row's shapes (padding "scalesim")
+    sparsity: str | None = None  # a convolution row's N:M sparsity ratio, as written (not modelled)
 
     @property
     def macs(self) -> int:
@@ -106,7 +97,7 @@ def parse_topology(text: str, source: str = "<topology>") -> list[Layer]:
                             f"then one line per layer")
     header_line, header = rows[0]
     form, columns = _detect(header, source, header_line)
-    layers = [_layer(form, columns, cells, source, number) for number, cells in rows[1:]]
+    layers = [layer for number, cells in rows[1:] for layer in _layer(form, columns, cells, source, number)]
     if not layers:
         raise TopologyError(f"{source}:{header_line}: a header but no layers after it")
     return layers
@@ -130,10 +121,8 @@ def _detect(header: list[str], source: str, line: int) -> tuple[str, list[str]]:
     where = f"{source}:{line}"
     if len(names) >= 2 and names[1].replace(" ", "") == "ifmapheight":
         expected = list(_CONV_COLUMNS)
-        if len(names) >= 9 and names[8].replace(" ", "").startswith("stride"):
-            expected.append("stride width")
         got = [n.replace(" ", "") for n in names[1:len(expected) + 1]]
-        # the stride columns are spelt several ways (Strides, Stride height, Strides H, ...)
+        # the stride column is spelt several ways (Strides, Stride, Stride height, ...)
         for i, (want, have) in enumerate(zip(expected, got)):
             ok = have.startswith("stride") if want.startswith("stride") else have == want.replace(" ", "")
             if not ok:
@@ -142,7 +131,8 @@ def _detect(header: list[str], source: str, line: int) -> tuple[str, list[str]]:
         if len(got) < len(expected):
             raise TopologyError(f"{where}: convolution header has {len(names)} columns, expected "
                                 f"{len(expected) + 1}: {CONV_HEADER!r}")
-        _no_extra(header, len(expected) + 1, where, CONV_HEADER)
+        # SCALE-Sim 3.0.0 reads a ninth value as the sparsity ratio N:M, whatever the header calls it
+        _no_extra(header, len(expected) + 2, where, CONV_HEADER + " (and optionally Sparsity,)")
         return "conv", expected
     if len(names) >= 4 and sorted(names[1:4]) == ["k", "m", "n"]:
         _no_extra(header, 4, where, GEMM_HEADER)
@@ -157,9 +147,16 @@ def _no_extra(header: list[str], width: int, where: str, expected: str) -> None:
                             f"the header must be {expected!r}")
 
 
-def _layer(form: str, columns: list[str], cells: list[str], source: str, line: int) -> Layer:
+def _layer(form: str, columns: list[str], cells: list[str], source: str, line: int) -> list[Layer]:
+    """The layers of one row: one, or one per channel for a depth-wise (`DP`) convolution."""
     where = f"{source}:{line}"
     names = ["layer name"] + [c.upper() if form == "gemm" else c for c in columns]
+    sparsity = None
+    if form == "conv" and len(cells) == len(names) + 1:  # SCALE-Sim's optional ninth value
+        sparsity = cells.pop()
+        if not _SPARSITY.fullmatch(sparsity):
+            raise TopologyError(f"{where}: the ninth value is SCALE-Sim 3.0.0's sparsity ratio N:M (its "
+                                f"convolution rows have one stride, used along both sides), got {sparsity!r}")
     if len(cells) != len(names):
         problem = "missing columns" if len(cells) < len(names) else "too many columns"
         raise TopologyError(f"{where}: {problem}: expected {len(names)} values ({', '.join(names)}), "
@@ -177,15 +174,19 @@ def _layer(form: str, columns: list[str], cells: list[str], source: str, line: i
             raise TopologyError(f"{where}: {label} must be a whole number >= 1, got {value}")
         values[column] = value
     if form == "gemm":
-        return Layer(name, m=values["m"], k=values["k"], n=values["n"], line=line)
-    conv = ConvShape(values["ifmap height"], values["ifmap width"], values["filter height"], values["filter width"],
-                     values["channels"], values["num filter"], values["strides"],
-                     values.get("stride width", values["strides"]))
+        return [Layer(name, m=values["m"], k=values["k"], n=values["n"], line=line)]
     for side in ("height", "width"):
-        f, i = getattr(conv, f"filter_{side[0]}"), getattr(conv, f"ifmap_{side[0]}")
+        f, i = values[f"filter {side}"], values[f"ifmap {side}"]
         if f > i:
             raise TopologyError(f"{where}: filter {side} {f} is larger than the ifmap {side} {i} "
                                 f"(no padding: the filter must fit inside the ifmap)")
-    m = conv.ofmap_h * conv.ofmap_w
-    k = conv.filter_h * conv.filter_w * conv.channels
-    return Layer(name, m=m, k=k, n=conv.num_filters, line=line, conv=conv)
+    depthwise = DEPTHWISE_MARK in name
+    channels = values["channels"]
+    conv = ConvGeometry(values["ifmap height"], values["ifmap width"], 1 if depthwise else channels,
+                        values["filter height"], values["filter width"], values["num filter"],
+                        values["strides"], values["strides"], padding="scalesim")
+    m, k, n = conv.gemm_shapes()["forward"]
+    if not depthwise:
+        return [Layer(name, m=m, k=k, n=n, line=line, conv=conv, sparsity=sparsity)]
+    return [Layer(f"{name}Channel_{c}", m=m, k=k, n=n, line=line, conv=conv, sparsity=sparsity)
+            for c in range(channels)]

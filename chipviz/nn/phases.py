@@ -10,7 +10,11 @@ GEMMs per layer and the optimizer updates every parameter:
 | backward_weights | backward  | dW = Xᵀ·dY    | Xᵀ  | dY  | inputs | batch  | units  | result C |
 | update           | update    | (vector unit) |     |     |        |        |        |          |
 
-(dY here is the gradient at the layer's pre-activation, dL/dZ.) The op names are those in
+(dY here is the gradient at the layer's pre-activation, dL/dZ.) A convolution layer
+(conv.py) runs the same three rows on its unrolled input, X = im2col(input) (chipviz.chip.conv):
+"batch" then counts batch × output pixels, "inputs" the window kh·kw·C and "units" the filters;
+col2im, which adds dX back onto the input pixels, and pooling run on the vector unit inside
+the backward_data and forward phases, so no phase row is added. The op names are those in
 `Operation.name`; the app and the lessons match them. The phase ids, in this order, are
 `PHASES`. On an int8 chip the GEMMs of the forward direction run on quantised operands (and
 their name gets INT8_SUFFIX); every other GEMM, and the vector unit, stays fp32.

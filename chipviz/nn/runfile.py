@@ -178,7 +178,7 @@ def _check_data(path: Path, identity, settings: TrainSettings, data: Dataset | N
 
 def _restore(trainer: Trainer, header: dict, arrays: dict) -> None:
     net = trainer.net
-    for i in range(net.n_layers):
+    for i in range(len(net.weights)):  # per layer with parameters (a ConvNet's pool and flatten have none)
         for name, target in ((f"W{i}", net.weights[i]), (f"b{i}", net.biases[i])):
             value = arrays[name]
             if value.shape != target.shape or not np.isfinite(value).all():

@@ -21,6 +21,7 @@ from ..chip.stats import ENERGY_PARTS
 from ..data import DATASETS, Dataset, load_dataset
 from . import losses
 from .activations import ACTIVATIONS
+from .conv import MAX_LAYERS, ConvNet, LayerError, is_conv_description, parse_layer, square_image
 from .history import History
 from .network import MLP
 from .on_chip import ChipRunner, Operation
@@ -96,7 +97,8 @@ class TrainSettings:
     int8), is configured separately: ChipConfig."""
 
     dataset: str = "digits"
-    hidden: tuple[int, ...] = (32,)
+    # hidden layers: dense widths (an MLP), or layer tokens too ("conv3x3x8", "pool2": a ConvNet, see conv.py)
+    hidden: tuple[int | str, ...] = (32,)
     activation: str = "relu"
     loss: str = "cross_entropy"
     optimizer: str = "adam"
@@ -114,8 +116,16 @@ class TrainSettings:
                    "optimizer": OPTIMIZERS, "engine": ENGINES}
         for name, allowed in choices.items():
             checks.one_of(name, getattr(self, name), allowed)
-        hidden_ok = len(self.hidden) <= 4 and all(
-            isinstance(w, (int, np.integer)) and not isinstance(w, bool) and 1 <= w <= 512 for w in self.hidden)
+        widths = all(isinstance(w, (int, np.integer)) and not isinstance(w, bool) for w in self.hidden)
+        if not widths:  # a ConvNet's description: every token must parse (shapes are checked with the data)
+            for number, token in enumerate(self.hidden, 1):
+                try:
+                    parse_layer(token)
+                except LayerError as exc:
+                    raise ValueError(f"hidden: layer {number} ({token}): {exc}") from None
+            if len(self.hidden) > MAX_LAYERS:
+                raise ValueError(f"hidden must list at most {MAX_LAYERS} layers, got {len(self.hidden)}")
+        hidden_ok = not widths or len(self.hidden) <= 4 and all(1 <= w <= 512 for w in self.hidden)
         if not hidden_ok:
             raise ValueError(f"hidden must list 0 to 4 layer widths, each a whole number from 1 to 512, "
                              f"got {self.hidden!r}")
@@ -176,7 +186,11 @@ class Trainer:
         self.mean, self.scale = standardization(raw.x_train)
         self.data = replace(raw, x_train=self.transform(raw.x_train), x_test=self.transform(raw.x_test))
         outputs = self.data.n_classes or self.data.y_train.reshape(len(self.data.y_train), -1).shape[1]
-        self.net = MLP((self.data.x_train.shape[1], *s.hidden, outputs), s.activation, seed=s.seed)
+        features = self.data.x_train.shape[1]
+        if is_conv_description(s.hidden):  # LayerError (a ValueError) names the layer that cannot be built
+            self.net = ConvNet(square_image(features), s.hidden, outputs, s.activation, seed=s.seed)
+        else:
+            self.net = MLP((features, *s.hidden, outputs), s.activation, seed=s.seed)
         self.optimizer = make_optimizer(s.optimizer, s.lr)
         self.runner = ChipRunner(chip, s.engine, keep_operands)
         self.rng = np.random.default_rng([s.seed, 1])  # shuffling, independent of initialisation
