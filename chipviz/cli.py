@@ -40,9 +40,11 @@ import numpy as np
 from . import animation
 from .chip import DATAFLOWS, ENGINES, PRECISIONS, ChipConfig, GemmStats, Mapping, TraceTooLarge, analyze, gemm
 from .chip import parse_array
+from .chip import engine_bytes, estimate_seconds
+from .chip.analytic import COUNT_LIMIT, counter_bound
 from .chip import trace as tr
 from .chip.dataflow_table import DATAFLOW_TABLE
-from .chip.topology import read_topology
+from .chip.topology import CONVENTION, read_topology
 
 PROG = "chipviz"
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -79,6 +81,9 @@ class _Parser(argparse.ArgumentParser):
     """An ArgumentParser whose usage errors become UsageError (one line), not usage + exit."""
 
     def error(self, message):
+        if message.endswith("expected one argument"):  # e.g. `--clock-mhz -5`: argparse takes -5 for an option
+            option = message.split()[1].rstrip(":")
+            message += f" (for a value starting with '-', write {option}=VALUE)"
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
@@ -94,14 +99,16 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # --help / --version
         return exc.code if isinstance(exc.code, int) else EXIT_OK
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return _Progress.interrupted()
     except (UsageError, ValueError) as exc:
         return _fail(str(exc))
     except OSError as exc:
         return _fail(_os_message(exc))
     except MemoryError:
         return _fail("not enough memory for this run: use smaller GEMM dimensions or a larger array")
+    finally:
+        if _Progress.active is not None:  # a run that stopped on an error: clear its bar
+            _Progress.active.close()
 
 
 def _fail(message: str) -> int:
@@ -113,7 +120,7 @@ def _fail(message: str) -> int:
 def _os_message(exc: OSError) -> str:
     if exc.filename is not None and exc.strerror:
         return f"cannot open {exc.filename!r}: {exc.strerror}"
-    return str(exc)
+    return exc.strerror or str(exc)  # the system's words, without Python's "[Errno 28]"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -135,18 +142,30 @@ def _version() -> str:
 # --------------------------------------------------------------------------- shared options
 
 
+# What a number on the command line may look like: ASCII digits (int() and float() would also take other
+# scripts' digits, full-width digits and underscores, which then print back as something the user did not type).
+_WHOLE = re.compile(r"\s*[+-]?[0-9]+\s*")
+_REAL = re.compile(r"\s*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?\s*|\s*[+-]?(nan|inf|infinity)\s*",
+                   re.IGNORECASE)
+
+
 def _integer(text: str) -> int:
+    if not _WHOLE.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {_shown(repr(text))}")
     try:
         return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    except ValueError:  # past Python's 4,300 digits
+        raise argparse.ArgumentTypeError(f"must be a whole number of at most 4,300 digits, got "
+                                         f"{_shown(repr(text))}") from None
 
 
 def _number(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not _REAL.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"must be a number, got {_shown(repr(text))}")
+    value = float(text)
+    if math.isinf(value) and "inf" not in text.lower():  # 1e999: too large for a float, not "inf" as typed
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {_shown(repr(text))}")
+    return value
 
 
 def _array(text: str) -> tuple[int, int]:
@@ -221,6 +240,7 @@ def _add_gemm(subparsers) -> None:
     run.add_argument("--trace-window", metavar="START:STOP",
                      help="record only cycles START..STOP-1 (default: the whole run, if it fits the "
                           f"{tr.DEFAULT_BUDGET_BYTES // 2**20} MiB trace budget)")
+    _add_long_run_options(run, "cycle-accurate run")
     p.set_defaults(run=_run_gemm)
 
 
@@ -257,10 +277,19 @@ def _run_gemm(args: argparse.Namespace) -> int:
     if engine == "analytic":
         stats = analyze(args.m, args.k, args.n, config)
     else:
-        stats, check, trace = _run_cycle(args.m, args.k, args.n, config, args.seed, window)
+        traced = 0 if window is None else window[1] - window[0]
+        seconds, need, work = _gemm_cost(args.m, args.k, args.n, config, traced)
+        what = f"this cycle-accurate run (M={args.m} K={args.k} N={args.n} on a {config.rows}x{config.cols} array)"
+        show = _guard_long_run(args, seconds, need, work, what, _ANALYTIC_INSTEAD)
+        progress = _Progress(mapping.folds, "fold", show)
+        stats, check, trace = _run_cycle(args.m, args.k, args.n, config, args.seed, window, progress)
+        progress.close()
         if trace is not None:
             path = _npz_path(args.trace)
-            trace.save(path)
+            try:
+                trace.save(path)
+            except OSError as exc:
+                raise UsageError(f"argument --trace: cannot write {path!r}: {exc.strerror or exc}") from None
             trace_info = {"path": path, "start": trace.start, "cycles": trace.n_cycles, "bytes": trace.nbytes}
     if args.json:
         record = stats.to_dict()
@@ -271,23 +300,67 @@ def _run_gemm(args: argparse.Namespace) -> int:
     return _check_status(check)
 
 
-def _mapping(m: int, k: int, n: int, config: ChipConfig) -> Mapping:
+_DIM_OPTIONS = ("--m", "--k", "--n")
+
+
+def _mapping(m: int, k: int, n: int, config: ChipConfig, names: tuple[str, str, str] = _DIM_OPTIONS) -> Mapping:
+    """The GEMM's fold plan, or UsageError naming the option (`names`: the options, or M, K, N for a file's
+    layer): a dimension below 1, more folds than MAX_FOLDS, or counters past the exact range (COUNT_LIMIT)."""
     try:
         mapping = Mapping.of(m, k, n, config)
     except ValueError as exc:  # "GEMM dimension M must be ...": name the option too
         message = str(exc)
-        for name in "MKN":
-            if message.startswith(f"GEMM dimension {name} "):
-                message = f"argument --{name.lower()}: {message}"
+        for name, option in zip("MKN", names):
+            if message.startswith(f"GEMM dimension {name} ") and option.startswith("--"):
+                message = f"argument {option}: {message}"
         raise UsageError(message) from None
-    if mapping.folds > MAX_FOLDS:
-        raise UsageError(f"this GEMM needs {mapping.folds:,} folds on a {config.rows}x{config.cols} array, over the "
-                         f"CLI's limit of {MAX_FOLDS:,}: use a larger --array or smaller dimensions")
+    too_many_folds = mapping.folds > MAX_FOLDS
+    if too_many_folds or counter_bound(mapping, config) > COUNT_LIMIT:
+        dims = (m, k, n)
+        index = max(range(3), key=lambda i: dims[i])
+        largest = _largest_dimension(index, dims, config)
+        others = " ".join(f"{names[i]} {dims[i]}" for i in range(3) if i != index)
+        option = names[index]
+        limit = (f"with {others} on this {config.rows}x{config.cols} {config.dataflow} chip, {option} can be at most "
+                 f"{largest:,}" if largest >= 1 else "make the other dimensions smaller")
+        if too_many_folds:
+            raise UsageError(f"this GEMM needs {mapping.folds:,} folds on a {config.rows}x{config.cols} array, over "
+                             f"the CLI's limit of {MAX_FOLDS:,}: use a larger --array or smaller dimensions ({limit})")
+        what = f"argument {option}: {_shown(dims[index])}" if option.startswith("--") else \
+            f"{option} = {_shown(dims[index])}"
+        raise UsageError(f"{what} is too large: this GEMM's counters could pass 2^53 = {COUNT_LIMIT:,}, the largest "
+                         f"count ChipViz keeps exact; {limit}")
     return mapping
 
 
-def _run_cycle(m, k, n, config, seed, window):
-    """Random operands from `seed`, the cycle-accurate run, and C checked against numpy."""
+def _largest_dimension(index: int, dims: tuple[int, int, int], config: ChipConfig) -> int:
+    """The largest value of GEMM dimension `index` (0: M, 1: K, 2: N) that the CLI accepts with the other two
+    as given: within MAX_FOLDS and COUNT_LIMIT (both grow with every dimension); 0 if none."""
+    def fits(value: int) -> bool:
+        shape = list(dims)
+        shape[index] = value
+        mapping = Mapping.of(*shape, config)
+        return mapping.folds <= MAX_FOLDS and counter_bound(mapping, config) <= COUNT_LIMIT
+
+    low, high = 0, COUNT_LIMIT  # fits(low) (or low == 0); a dimension past COUNT_LIMIT never fits: MACs >= it
+    while low < high:
+        middle = (low + high + 1) // 2
+        if fits(middle):
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def _shown(value) -> str:
+    """A number as the user gave it, shortened when it runs to more digits than a line holds."""
+    text = str(value)
+    return text if len(text) <= 40 else f"{text[:12]}…{text[-6:]} ({len(text):,} digits)"
+
+
+def _run_cycle(m, k, n, config, seed, window, progress: _Progress | None = None):
+    """Random operands from `seed`, the cycle-accurate run, and C checked against numpy; `progress`
+    (shown or not) follows the folds."""
     rng = np.random.default_rng(seed)
     if config.precision == "int8":
         a = rng.integers(-128, 128, size=(m, k), dtype=np.int8)
@@ -296,7 +369,8 @@ def _run_cycle(m, k, n, config, seed, window):
         a = rng.standard_normal((m, k), dtype=np.float32)
         b = rng.standard_normal((k, n), dtype=np.float32)
     try:
-        result = gemm(a, b, config, engine="cycle", trace_window=window)
+        result = gemm(a, b, config, engine="cycle", trace_window=window,
+                      on_folds=progress.folds if progress is not None and progress.shown else None)
     except TraceTooLarge as exc:
         raise UsageError(f"{exc}; choose it with --trace-window START:STOP") from None
     check = _check_c(a, b, result.c, config)
@@ -311,8 +385,10 @@ def _check_c(a: np.ndarray, b: np.ndarray, c: np.ndarray, config: ChipConfig) ->
     dot product in any summation order, γ_K·(|A|·|B|) with γ_K = K·u / (1 - K·u), u = 2⁻²⁴.
     """
     if config.precision == "int8":
-        # exact; the chip's int32 accumulators wrap modulo 2³² (only past K = 131,072), and so does this
-        expected = (a.astype(np.int64) @ b.astype(np.int64)).astype(np.int32).astype(np.int64)
+        # exact; the chip's int32 accumulators wrap modulo 2³² (only past K = 131,072), and so does this. A float64
+        # product is exact here (|sum| <= K·2^14 < 2^53) and runs on BLAS, far faster than an int64 matmul.
+        exact = a.astype(np.float64) @ b.astype(np.float64)
+        expected = exact.astype(np.int64).astype(np.int32).astype(np.int64)
         error = np.abs(c.astype(np.int64) - expected)
         bound = np.zeros_like(error)
     else:
@@ -351,11 +427,10 @@ def _trace_window(text: str | None, total: int, config: ChipConfig, option: str 
     parts = text.split(":")
     if len(parts) != 2:
         raise UsageError(f"{form}, got {text!r}")
-    try:
-        start = int(parts[0]) if parts[0].strip() else 0
-        stop = int(parts[1]) if parts[1].strip() else total
-    except ValueError:
-        raise UsageError(f"{form}, got {text!r}") from None
+    if not all(_WHOLE.fullmatch(part) or not part.strip() for part in parts):
+        raise UsageError(f"{form}, got {text!r}")
+    start = int(parts[0]) if parts[0].strip() else 0
+    stop = int(parts[1]) if parts[1].strip() else total
     if start >= total:
         raise UsageError(f"{form}: START {start} is past the end of the run")
     if not 0 <= start < stop:
@@ -374,12 +449,150 @@ def _npz_path(path: str) -> str:
 
 
 def _check_writable(path: str, option: str) -> None:
-    """Refuse an output path in a missing directory before a long run, not after it."""
+    """Refuse an output path that cannot be written (empty, a directory, in a missing or unwritable
+    directory) before a long run, not after it."""
+    if not path.strip():
+        raise UsageError(f"argument {option}: expected a file name, got {path!r}")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise UsageError(f"argument {option}: directory {os.path.dirname(path) or '.'!r} does not exist")
     if os.path.isdir(path):
         raise UsageError(f"argument {option}: {path!r} is a directory, expected a file name")
+    import tempfile
+
+    try:  # a real try (permissions, read-only or virtual file systems): os.access does not see them all
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise UsageError(f"argument {option}: cannot write in {os.path.dirname(path) or '.'!r}: "
+                         f"{exc.strerror or exc}") from None
+
+
+# --------------------------------------------------------------------------- long runs
+
+# A cycle-accurate run (gemm --engine cycle, train --engine cycle) estimated to take longer than this is refused
+# unless --max-seconds S allows it or --yes; one needing more memory than the machine has available is refused.
+DEFAULT_MAX_SECONDS = 60.0
+PROGRESS_SECONDS = 2.0  # runs estimated to take longer show a progress bar on stderr
+# numpy's float64 matmul (the check of C) on this project's 2-core machine: 2000³ in 1.8 s, 4.4e9 MACs/s; halved
+# so that estimates err long.
+CHECK_MACS_PER_SECOND = 2e9
+_ANALYTIC_INSTEAD = "or use --engine analytic, which reports the same counters at once, without data"
+
+
+def _add_long_run_options(group, what: str) -> None:
+    group.add_argument("--max-seconds", type=_number, default=None, metavar="S",
+                       help=f"refuse a {what} estimated to take longer than S seconds (default "
+                            f"{DEFAULT_MAX_SECONDS:g}); it shows a progress bar and Ctrl-C stops it")
+    group.add_argument("--yes", action="store_true", help=f"start a {what} however long it is estimated to take "
+                                                          f"(memory is still checked)")
+
+
+def _gemm_cost(m: int, k: int, n: int, config: ChipConfig, traced_cycles: int = 0) -> tuple[float, int, str]:
+    """(seconds, bytes, the work in words) of `gemm --engine cycle` for this GEMM: the engine's time from its
+    measured speed (chipviz.chip.estimate_seconds) plus numpy's check of C; memory for the random operands, the
+    engine's copies and C, the check's float64 products and the trace."""
+    mapping = Mapping.of(m, k, n, config)
+    int8 = config.precision == "int8"
+    seconds = estimate_seconds(mapping, config, traced_cycles) + m * k * n * (1 if int8 else 2) / CHECK_MACS_PER_SECOND
+    need = ((1 if int8 else 4) * (m * k + k * n) + engine_bytes(m, k, n, config) + 12 * (m * k + k * n)
+            + 48 * m * n + traced_cycles * tr.bytes_per_cycle(config.rows, config.cols))
+    cycles = mapping.folds * mapping.cycles_per_fold
+    return seconds, need, f"{cycles:,} cycles × {config.pes:,} PEs = {cycles * config.pes:.3g} PE-cycles"
+
+
+def _guard_long_run(args: argparse.Namespace, seconds: float, need: int, work: str, what: str,
+                    instead: str) -> bool:
+    """Refuse, before it starts, a run needing more memory than is available or (unless --yes) longer than
+    --max-seconds; return whether it is long enough to show progress."""
+    limit = args.max_seconds
+    if limit is not None and not (math.isfinite(limit) and limit > 0):
+        raise UsageError(f"argument --max-seconds: must be a number of seconds > 0, got {limit:g}")
+    available = _memory_available()
+    if need is not None and available is not None and need > available:
+        raise UsageError(f"{what} needs about {_bytes(need)} of memory, more than the {_bytes(available)} available "
+                         f"on this machine (MemAvailable in /proc/meminfo): make it smaller, {instead}")
+    limit = math.inf if args.yes else (DEFAULT_MAX_SECONDS if limit is None else limit)
+    if seconds > limit:
+        given = "" if args.max_seconds is not None else " (the default)"
+        raise UsageError(f"{what} would take about {_duration(seconds)} ({work}), over --max-seconds {limit:g}"
+                         f"{given}: to run it anyway pass --max-seconds {math.ceil(seconds * 2)} or --yes "
+                         f"(Ctrl-C stops it), {instead}")
+    return seconds >= PROGRESS_SECONDS
+
+
+def _memory_available() -> int | None:
+    """Bytes the kernel can give a new allocation without swapping (MemAvailable), or None where not known."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _bytes(n: int) -> str:
+    for unit, scale in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:,.3g} {unit}"
+    return f"{n} bytes"
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 86400 * 365:
+        return f"{seconds / (86400 * 365):,.3g} years"
+    for unit, scale in (("days", 86400), ("hours", 3600), ("min", 60)):
+        if seconds >= scale:
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds:.2g} s"
+
+
+class _Progress:
+    """A progress bar on stderr (tqdm) over a run's folds or steps, shown only when `shown`; it also counts
+    what was done, for the one line that Ctrl-C prints."""
+
+    active: "_Progress | None" = None  # the one being shown, for main's Ctrl-C line
+
+    def __init__(self, total: int, unit: str, shown: bool):
+        self.total, self.unit, self.shown, self.done, self.offset = total, unit, shown, 0, 0
+        self.bar = None
+        if shown:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit=unit, file=sys.stderr, leave=False, mininterval=0.5, smoothing=0.1)
+            _Progress.active = self
+
+    def folds(self, done: int, total: int) -> None:
+        """on_folds of one GEMM (chipviz.chip.gemm), whose folds come after those of earlier GEMMs."""
+        self.advance(self.offset + done)
+        if done >= total:
+            self.offset += total
+
+    def advance(self, done: int) -> None:
+        if self.bar is not None:
+            self.bar.update(done - self.done)
+        self.done = done
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        if _Progress.active is self:
+            _Progress.active = None
+
+    @staticmethod
+    def interrupted() -> int:
+        """Ctrl-C's one line (main's): how far a run with a progress bar had got, and that nothing was written."""
+        run = _Progress.active
+        if run is None:
+            print(f"{PROG}: interrupted", file=sys.stderr)
+        else:
+            run.close()
+            print(f"{PROG}: interrupted after {run.done:,} of {run.total:,} {run.unit}s; nothing was written",
+                  file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 # --------------------------------------------------------------------------- topology
@@ -396,37 +609,63 @@ def _run_topology(args: argparse.Namespace, config: ChipConfig, engine: str) -> 
     layers = read_topology(args.topology)
     if args.output is not None:
         _check_writable(args.output, "--output")
+    progress = _topology_guard(args, layers, config, engine)
     rows, records, status = [], [], EXIT_OK
     for layer in layers:
         try:
-            _mapping(layer.m, layer.k, layer.n, config)
+            _mapping(layer.m, layer.k, layer.n, config, names=("M", "K", "N"))
         except (UsageError, ValueError) as exc:
             raise UsageError(f"{args.topology}:{layer.line}: layer {layer.name!r}: {exc}") from None
         check = None
         if engine == "analytic":
             stats = analyze(layer.m, layer.k, layer.n, config)
         else:
-            stats, check, _ = _run_cycle(layer.m, layer.k, layer.n, config, args.seed, None)
+            stats, check, _ = _run_cycle(layer.m, layer.k, layer.n, config, args.seed, None, progress)
             status = max(status, _check_status(check))
         row = {"layer": layer.name, "m": layer.m, "k": layer.k, "n": layer.n}
+        if layer.conv is not None:  # a convolution row: its output size and the convention that gave it
+            row.update(ofmap_h=layer.conv.out_h, ofmap_w=layer.conv.out_w, output_size=CONVENTION)
         row.update(_flat(stats))
         if check is not None:
             row["max_abs_error"] = check["max_abs_error"]
         rows.append(row)
-        records.append({"layer": layer.name, "line": layer.line, **stats.to_dict(), "check": check})
+        conv = None if layer.conv is None else {"ofmap_h": layer.conv.out_h, "ofmap_w": layer.conv.out_w,
+                                                "output_size": CONVENTION, "sparsity": layer.sparsity}
+        records.append({"layer": layer.name, "line": layer.line, **stats.to_dict(), "check": check, "conv": conv})
+    progress.close()
     total = _total_row(rows, config)
     if args.json:
         text = _to_json({"topology": args.topology, "engine": engine, "config": _config_dict(config),
+                         "output_size": CONVENTION if any(r["conv"] for r in records) else None,
                          "layers": records, "total": total})
         _emit(text + "\n", args.output)
     else:
-        columns = ["layer", "m", "k", "n", *_LAYER_COLUMNS, "seconds", *_energy_columns(rows)]
+        conv_columns = ["ofmap_h", "ofmap_w", "output_size"] if any("ofmap_h" in r for r in rows) else []
+        columns = ["layer", "m", "k", "n", *conv_columns, *_LAYER_COLUMNS, "seconds", *_energy_columns(rows)]
         if engine == "cycle":
             columns.append("max_abs_error")
         _emit(_csv_text(columns, rows + [total]), args.output)
     if args.output is not None:
         print(f"wrote the report of {len(rows)} layer{'s' * (len(rows) != 1)} and their total to {args.output}")
     return status
+
+
+def _topology_guard(args: argparse.Namespace, layers, config: ChipConfig, engine: str) -> _Progress:
+    """Every layer's shape checked before any runs (an error names the file and line); with the cycle engine,
+    the whole file's time and memory estimated and guarded (_guard_long_run); the progress over all folds."""
+    folds = 0
+    for layer in layers:
+        try:
+            folds += _mapping(layer.m, layer.k, layer.n, config, names=("M", "K", "N")).folds
+        except (UsageError, ValueError) as exc:
+            raise UsageError(f"{args.topology}:{layer.line}: layer {layer.name!r}: {exc}") from None
+    if engine != "cycle":
+        return _Progress(folds, "fold", False)
+    costs = [_gemm_cost(layer.m, layer.k, layer.n, config) for layer in layers]
+    what = f"this cycle-accurate run of the {len(layers)} layers of {args.topology}"
+    work = f"{folds:,} folds on a {config.rows}x{config.cols} array"
+    shown = _guard_long_run(args, sum(c[0] for c in costs), max(c[1] for c in costs), work, what, _ANALYTIC_INSTEAD)
+    return _Progress(folds, "fold", shown)
 
 
 def _flat(stats: GemmStats) -> dict:
@@ -471,8 +710,11 @@ def _emit(text: str, path: str | None) -> None:
     if path is None:
         sys.stdout.write(text)
         return
-    with open(path, "w", encoding="utf-8", newline="") as f:
-        f.write(text)
+    try:
+        with open(path, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+    except OSError as exc:
+        raise UsageError(f"argument --output: cannot write {path!r}: {exc.strerror or exc}") from None
 
 
 # --------------------------------------------------------------------------- output
@@ -593,8 +835,14 @@ def _add_train(subparsers) -> None:
                     "With --load, the saved run continues with its own settings.")
     net = p.add_argument_group("network and training")
     net.add_argument("--dataset", choices=DATASETS, help="default digits (8×8 handwritten digits, shipped)")
-    net.add_argument("--layers", metavar="W,W,...", help="widths from input to output, e.g. 64,32,10 "
-                     "(0 to 4 hidden layers of 1..512); default: the dataset's inputs, 32, its classes")
+    net.add_argument("--layers", metavar="W,W,...", help="an MLP: widths from input to output, e.g. 64,32,10 "
+                     "(0 to 4 hidden layers of 1..512); or a CNN on the square image inputs: layers after the "
+                     "input, ending with the output width, e.g. conv3x3x8,pool2,10. Layers: conv<h>x<w>x<filters> "
+                     "(3x3 kernel, stride 1, padding same), with s<stride> and same|valid after it "
+                     "(conv5x5x16s2valid) and optionally the input channels (conv3x3x1x8); pool<p> or maxpool<p>, "
+                     "avgpool<p> (p x p windows, stride p); flatten (added before the first dense width if left "
+                     "out); a number: a dense layer. A leading HxWxC (8x8x1) states the input shape. At most 8 "
+                     "layers between input and output. Default: the dataset's inputs, 32, its classes")
     net.add_argument("--activation", choices=ACTIVATIONS, help="hidden-layer activation (default relu)")
     net.add_argument("--loss", choices=LOSSES, help="default cross_entropy")
     net.add_argument("--optimizer", choices=OPTIMIZERS, help="default adam")
@@ -613,12 +861,13 @@ def _add_train(subparsers) -> None:
     out.add_argument("--save", metavar="FILE.npz", help="save the run (settings, weights, optimizer, metrics)")
     out.add_argument("--load", metavar="FILE.npz", help="continue a saved run")
     out.add_argument("--quiet", action="store_true", help="no progress lines")
+    _add_long_run_options(out, "cycle-accurate training run")
     p.set_defaults(run=_run_train)
 
 
 def _run_train(args: argparse.Namespace) -> int:
     from .nn.runfile import CustomDataNeeded, load_run, save_run
-    from .nn.trainer import Diverged, Trainer
+    from .nn.trainer import Diverged
 
     if args.save:
         _check_writable(args.save, "--save")
@@ -642,10 +891,11 @@ def _run_train(args: argparse.Namespace) -> int:
         values = {**_TRAIN_DEFAULTS, **given}
         chip = _chip_config(args)  # its precision (--precision) is the run's number format
         settings = _train_settings(values, args)
-        trainer = Trainer(settings, chip)
+        trainer = _trainer(settings, chip)
         _check_layers(values.get("layers"), trainer)
     if trainer.diverged:
         raise UsageError(f"the saved run had diverged ({trainer.diverged}); start a new one")
+    steps = _train_guard(args, trainer, epochs)
 
     def progress(epoch, loss, acc):
         if not args.quiet:
@@ -659,11 +909,64 @@ def _run_train(args: argparse.Namespace) -> int:
         print(f"{PROG}: {exc}", file=sys.stderr)
         status = EXIT_CHECK_FAILED
     test_loss, test_acc = trainer.evaluate("test")
+    steps.close()
     if args.save:
         save_run(trainer, args.save)
     summary = _train_summary(trainer, test_loss, test_acc)
     print(_to_json(summary) if args.json else _train_report(summary))
     return status
+
+
+def _train_guard(args: argparse.Namespace, trainer, epochs: int) -> _Progress:
+    """Before a cycle-accurate training run: its time estimated from the network's GEMMs on this chip and
+    guarded like a GEMM's (_guard_long_run); the progress over its steps, shown for a long run."""
+    steps = epochs * trainer.steps_per_epoch
+    if trainer.settings.engine != "cycle":
+        return _Progress(steps, "step", False)
+    seconds, cycles = _train_cost(trainer, epochs)
+    chip = trainer.chip
+    what = (f"this cycle-accurate training run ({epochs:,} epochs of {trainer.steps_per_epoch:,} steps, batch "
+            f"{trainer.settings.batch_size}, on a {chip.rows}x{chip.cols} array)")
+    work = f"{cycles:.3g} chip cycles × {chip.pes:,} PEs, from the analytic model"
+    shown = _guard_long_run(args, seconds, None, work, what, "or use --engine analytic, which counts the same chip "
+                                                              "cycles at once")
+    progress = _Progress(steps, "step", shown)
+    if shown:
+        step = trainer.step
+
+        def counted_step():  # fit() calls self.step(): counted here, the trainer unchanged
+            report = step()
+            progress.advance(progress.done + 1)
+            return report
+
+        trainer.step = counted_step
+    return progress
+
+
+def _train_cost(trainer, epochs: int) -> tuple[float, int]:
+    """(seconds, chip compute cycles) of `epochs` cycle-accurate epochs and the final evaluation: the GEMM shapes
+    of one step, taken from a step of a throwaway copy on the analytic engine; each epoch's evaluation runs the
+    forward GEMMs on the whole test split (M scales with the batch)."""
+    from .nn.phases import FORWARD
+    from .nn.trainer import Diverged, Trainer
+
+    probe = Trainer(dataclasses.replace(trainer.settings, engine="analytic"), trainer.chip, data=trainer.raw_data)
+    try:
+        probe.step()
+    except Diverged:
+        pass  # the GEMMs it ran are logged all the same
+    chip, batch, tests = trainer.chip, trainer.settings.batch_size, len(trainer.data.x_test)
+    gemms = [op.stats for op in probe.runner.ops if op.is_gemm]
+    evaluation = [(-(-s.m * tests // batch), s.k, s.n) for op, s in
+                  ((op, op.stats) for op in probe.runner.ops if op.is_gemm) if op.phase == FORWARD.id]
+    shapes = [(s.m, s.k, s.n, epochs * trainer.steps_per_epoch) for s in gemms]
+    shapes += [(m, k, n, epochs + 1) for m, k, n in evaluation]
+    seconds, cycles = 0.0, 0
+    for m, k, n, times in shapes:
+        mapping = Mapping.of(m, k, n, chip)
+        seconds += times * estimate_seconds(mapping, chip)
+        cycles += times * mapping.folds * mapping.cycles_per_fold
+    return seconds, cycles
 
 
 def _train_settings(values: dict, args: argparse.Namespace):
@@ -691,16 +994,57 @@ def _train_settings(values: dict, args: argparse.Namespace):
         raise UsageError(message) from None
 
 
-def _hidden_from_layers(text: str | None) -> tuple[int, ...]:
-    """The hidden widths of --layers (the input and output widths are checked against the data later)."""
+_INPUT_SHAPE = re.compile(r"\s*\d+x\d+x\d+\s*", re.IGNORECASE)
+
+
+_CNN_TOKEN = re.compile(r"\s*(conv|pool|maxpool|avgpool|flatten|\d+x\d+x\d+)", re.IGNORECASE)
+
+
+def _is_cnn_description(text: str) -> bool:
+    """Does --layers describe a CNN (a conv, pool or flatten layer, or an input shape HxWxC)?"""
+    return any(_CNN_TOKEN.match(t) for t in text.split(","))
+
+
+def _cnn_layers(text: str) -> tuple:
+    """The hidden layers of a CNN description (the leading input shape, if any, and the output width dropped)."""
+    from .nn.conv import MAX_LAYERS, LayerError, parse_layer
+
+    tokens = [t.strip() for t in text.split(",")]
+    if _INPUT_SHAPE.fullmatch(tokens[0]):
+        if any(int(v) == 0 for v in tokens[0].lower().split("x")):
+            raise UsageError(f"argument --layers: input shape {tokens[0]} has a zero side")
+        tokens = tokens[1:]
+    if not tokens or not tokens[-1].isdigit():
+        raise UsageError(f"argument --layers: a CNN ends with the output width (the number of classes), e.g. "
+                         f"conv3x3x8,pool2,10; got {text!r}")
+    hidden = tokens[:-1]
+    if len(hidden) > MAX_LAYERS:
+        raise UsageError(f"argument --layers: at most {MAX_LAYERS} layers between the input and the output, got "
+                         f"{len(hidden)} in {text!r}")
+    for number, token in enumerate(tokens, 1):
+        try:
+            parse_layer(token)
+        except LayerError as exc:
+            raise UsageError(f"argument --layers: layer {number} ({token}): {exc}") from None
+    return tuple(int(t) if t.isdigit() else t for t in hidden)
+
+
+def _hidden_from_layers(text: str | None) -> tuple:
+    """The hidden widths of --layers (the input and output widths are checked against the data later), or
+    a CNN's hidden layer tokens."""
     from .nn.network import MAX_HIDDEN_LAYERS, MAX_WIDTH
 
     if text is None:
         return (32,)
+    if _is_cnn_description(text):
+        return _cnn_layers(text)
     try:
+        if not all(_WHOLE.fullmatch(w) for w in text.split(",")):  # ASCII digits only, as every number option
+            raise ValueError(text)
         widths = tuple(int(w) for w in text.split(","))
     except ValueError:
-        raise UsageError(f"argument --layers: must be whole numbers separated by commas, e.g. 64,32,10, got {text!r}")
+        raise UsageError(f"argument --layers: must be whole numbers separated by commas, e.g. 64,32,10 (or a CNN's "
+                         f"layers, e.g. conv3x3x8,pool2,10), got {text!r}")
     if len(widths) < 2:
         raise UsageError(f"argument --layers: give at least the input and output widths, got {text!r}")
     hidden = widths[1:-1]
@@ -714,8 +1058,30 @@ def _hidden_from_layers(text: str | None) -> tuple[int, ...]:
     return hidden
 
 
+def _trainer(settings, chip):
+    """The Trainer; a layer that cannot be built on the data is a usage error naming it."""
+    from .nn.conv import LayerError
+    from .nn.trainer import Trainer
+
+    try:
+        return Trainer(settings, chip)
+    except LayerError as exc:
+        raise UsageError(f"argument --layers: {exc}") from None
+
+
 def _check_layers(text: str | None, trainer) -> None:
     if text is None:
+        return
+    if _is_cnn_description(text):
+        tokens = [t.strip().lower() for t in text.split(",")]
+        shape = "x".join(map(str, trainer.net.input_shape))
+        if _INPUT_SHAPE.fullmatch(tokens[0]) and tokens[0] != shape:
+            raise UsageError(f"argument --layers: input shape {tokens[0]} does not match {trainer.data.name}'s "
+                             f"{shape} images")
+        outputs = trainer.net.layers[-1].out_shape[0]
+        if int(tokens[-1]) != outputs:
+            raise UsageError(f"argument --layers: {trainer.data.name} needs {outputs} outputs, the last width; "
+                             f"got {tokens[-1]} in {text}")
         return
     widths = tuple(int(w) for w in text.split(","))
     actual = trainer.net.sizes
@@ -749,7 +1115,8 @@ def _train_summary(trainer, test_loss: float, test_acc: float) -> dict:
 def _train_report(s: dict) -> str:
     chip = s["chip"]
     lines = [
-        f"{s['settings']['dataset']}: MLP {'-'.join(map(str, s['layers']))}, {s['settings']['optimizer']} "
+        f"{s['settings']['dataset']}: {'MLP' if all(str(w).isdigit() for w in s['layers']) else 'CNN'} "
+        f"{'-'.join(map(str, s['layers']))}, {s['settings']['optimizer']} "
         f"lr {s['settings']['lr']:g}, batch {s['settings']['batch_size']}, {chip['precision']}, "
         f"on a {chip['rows']}×{chip['cols']} {chip['dataflow']} array at {chip['clock_mhz']:g} MHz",
         f"test accuracy {s['test_accuracy']:.1%}   test loss {s['test_loss']:.4f}   "

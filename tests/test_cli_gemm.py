@@ -3,6 +3,7 @@ import csv
 import dataclasses
 import io
 import json
+import pathlib
 import subprocess
 import sys
 
@@ -233,8 +234,8 @@ def test_topology_output_file_conv_form_and_cycle_engine(capsys, tmp_path):
     assert code == 0 and err == ""
     assert "report.csv" in out
     rows = read_report(report.read_text())
-    assert (rows[0]["m"], rows[0]["k"], rows[0]["n"]) == ("12", "24", "5")
-    assert int(rows[0]["cycles"]) == analyze(12, 24, 5, ChipConfig()).cycles
+    assert (rows[0]["m"], rows[0]["k"], rows[0]["n"]) == ("15", "24", "5")  # SCALE-Sim 3.0.0: OW = 5
+    assert int(rows[0]["cycles"]) == analyze(15, 24, 5, ChipConfig()).cycles
     assert float(rows[0]["max_abs_error"]) < 1e-4
 
 
@@ -255,3 +256,48 @@ def test_python_dash_m_entry_point():
     record = json.loads(result.stdout)
     want = expected(analyze(32, 64, 10, ChipConfig(rows=8, cols=8, dataflow="is")))
     assert {k: record[k] for k in want} == want
+
+
+SAMPLE_TOPOLOGY = pathlib.Path(__file__).resolve().parent.parent / "assets" / "topologies" / "alexnet.csv"
+# AlexNet's layers as GEMMs (M, K, N), from the paper's shapes (assets/PROVENANCE.md)
+ALEXNET = {"Conv1": (3025, 363, 96), "Conv2": (729, 2400, 256), "Conv3": (169, 2304, 384),
+           "Conv4": (169, 3456, 384), "Conv5": (169, 3456, 256), "FC6": (1, 9216, 4096), "FC7": (1, 4096, 4096),
+           "FC8": (1, 4096, 1000)}
+
+
+def test_the_shipped_sample_topology_runs_as_the_readme_shows(capsys, tmp_path, monkeypatch):
+    """README: `chipviz gemm --topology assets/topologies/alexnet.csv --output report.csv`, from a fresh clone."""
+    monkeypatch.chdir(SAMPLE_TOPOLOGY.parent.parent.parent)
+    report = tmp_path / "report.csv"
+    code, out, err = run(capsys, "--topology", "assets/topologies/alexnet.csv", "--output", str(report))
+    assert code == 0 and err == ""
+    assert "wrote the report of 8 layers" in out
+    rows = read_report(report.read_text())
+    assert [r["layer"] for r in rows] == [*ALEXNET, "total"]
+    config = ChipConfig()
+    for row in rows[:-1]:
+        m, k, n = ALEXNET[row["layer"]]
+        assert (int(row["m"]), int(row["k"]), int(row["n"])) == (m, k, n)
+        assert int(row["cycles"]) == analyze(m, k, n, config).cycles
+    assert int(rows[-1]["macs"]) == sum(m * k * n for m, k, n in ALEXNET.values()) == 1_135_256_096
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--m", "٣٢", "--k", "4", "--n", "4"], "argument --m: must be a whole number, got '٣٢'"),
+    (["--m", "３２", "--k", "4", "--n", "4"], "argument --m: must be a whole number, got '３２'"),
+    (["--m", "1_000", "--k", "4", "--n", "4"], "argument --m: must be a whole number, got '1_000'"),
+    (["--m", "9" * 5000, "--k", "4", "--n", "4"], "argument --m: must be a whole number of at most 4,300 digits"),
+    ([*SHAPE, "--clock-mhz", "1e999"], "argument --clock-mhz: must be a finite number, got '1e999'"),
+    ([*SHAPE, "--clock-mhz", "-inf"], "write --clock-mhz=VALUE"),
+    ([*SHAPE, "--trace", ""], "argument --trace: expected a file name, got ''"),
+    ([*SHAPE, "--trace", "t.npz", "--trace-window", "٣:٥"], "argument --trace-window: expected START:STOP"),
+    (["--topology", str(SAMPLE_TOPOLOGY), "--output", "/dev/full"],
+     "argument --output: cannot write '/dev/full': No space left on device"),
+])
+def test_hostile_values_get_one_line_in_the_users_terms(capsys, argv, message):
+    if "/dev/full" in argv and not pathlib.Path("/dev/full").exists():
+        pytest.skip("no /dev/full here")
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and "Traceback" not in err and "Errno" not in err
+    assert message in err

@@ -9,18 +9,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import trace
-from .analytic import analyze
+from .analytic import COUNT_LIMIT, CountTooLarge, analyze
 from .config import DATAFLOWS, PRECISIONS, ChipConfig, EnergyTable, parse_array
 from .dataflow_table import DATAFLOW_TABLE, Dataflow
-from .cycle import TraceTooLarge, simulate
+from .cycle import TraceTooLarge, engine_bytes, estimate_seconds, simulate
 from .mapping import Mapping
 from .stats import GemmStats
 
 ENGINES = ("analytic", "cycle")
 
 __all__ = ["ChipConfig", "EnergyTable", "GemmStats", "GemmResult", "Mapping", "TraceTooLarge", "DATAFLOWS",
-           "DATAFLOW_TABLE", "Dataflow", "PRECISIONS", "ENGINES", "analyze", "gemm", "product", "parse_array",
-           "prepare_operands", "simulate", "trace"]
+           "DATAFLOW_TABLE", "Dataflow", "PRECISIONS", "ENGINES", "COUNT_LIMIT", "CountTooLarge", "analyze", "gemm",
+           "engine_bytes", "estimate_seconds", "product", "parse_array", "prepare_operands", "simulate", "trace"]
 
 
 @dataclass
@@ -52,20 +52,22 @@ def prepare_operands(a, b, config: ChipConfig, check_finite: bool = True) -> tup
 
 
 def gemm(a, b, config: ChipConfig, engine: str = "analytic", trace_window: tuple[int, int] | None = None,
-         trace_budget: int = trace.DEFAULT_BUDGET_BYTES, check_finite: bool = True) -> GemmResult:
+         trace_budget: int = trace.DEFAULT_BUDGET_BYTES, check_finite: bool = True, on_folds=None) -> GemmResult:
     """C = A·B on the chip, with its counters.
 
     engine="cycle" moves every value register by register (and can record a trace);
     engine="analytic" takes C from a plain product in the chip's number format (float32, or
     int8 operands with int32 accumulation, exact) and every counter from closed forms; the
     tests prove the two engines agree. `check_finite=False` skips the NaN scan for callers
-    that guard against NaN themselves (the trainer).
+    that guard against NaN themselves (the trainer). `on_folds(done, total)`, for the cycle
+    engine, runs the folds in chunks and reports after each (see simulate). A GEMM whose counters
+    could pass COUNT_LIMIT raises CountTooLarge (a ValueError) in either engine.
     """
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     a, b = prepare_operands(a, b, config, check_finite)
     if engine == "cycle":
-        c, stats, tr_ = simulate(a, b, config, trace_window, trace_budget)
+        c, stats, tr_ = simulate(a, b, config, trace_window, trace_budget, on_folds=on_folds)
         return GemmResult(c, stats, tr_)
     if trace_window is not None:
         raise ValueError("a trace needs engine='cycle'")

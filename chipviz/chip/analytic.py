@@ -15,6 +15,49 @@ from .mapping import Mapping
 from .stats import GemmStats, summarize
 
 
+# Every counter is an exact integer: the engines count in int64 and derive figures (time,
+# utilisation, the DRAM cycles a fold needs) in float64, exact for integers up to 2^53. A GEMM
+# whose counters could pass that is refused up front rather than reported wrong.
+COUNT_LIMIT = 2**53
+
+
+class CountTooLarge(ValueError):
+    """A GEMM so large that some counter could pass COUNT_LIMIT: refused, never reported wrapped."""
+
+
+def counter_bound(mapping: Mapping, config: ChipConfig) -> int:
+    """An upper bound, in exact Python integers, on every counter of this GEMM (MACs, reads,
+    writes, hops, DRAM bytes, cycles with stalls) and on the DRAM cycles any one fold needs.
+
+    With r ≤ R rows and c ≤ C columns used and T steps, a fold does at most r·c·T MACs,
+    r·T + c·T + r·c operand reads, r·c + T·c writes, T·(r·C + c·R) hops (values cross the
+    whole array) plus the preload's r·c·(r+1)/2, and DRAM traffic of those reads and writes
+    (partial sums spilled both ways), which takes ceil(traffic / bandwidth) cycles.
+    """
+    rows, cols = config.rows, config.cols
+    spread_rows, spread_cols, steps = mapping.spread
+    r, c = min(rows, spread_rows), min(cols, spread_cols)
+    folds, per_fold = mapping.folds, mapping.cycles_per_fold
+    spec = config.spec
+    reads = r * steps + c * steps + r * c
+    writes = r * c + steps * c
+    hops = steps * (r * cols + c * rows) + r * c * (r + 1) // 2
+    traffic = reads * spec.operand_bytes + 2 * writes * spec.accumulator_bytes
+    num, den = float(config.dram_bytes_per_cycle).as_integer_ratio()
+    dram_cycles = -(-traffic * den // num)
+    return folds * max(r * c * steps, reads, writes + rows + cols, hops, traffic, per_fold + dram_cycles)
+
+
+def check_countable(mapping: Mapping, config: ChipConfig) -> None:
+    """Raise CountTooLarge, naming the limit, if a counter of this GEMM could pass COUNT_LIMIT."""
+    bound = counter_bound(mapping, config)
+    if bound > COUNT_LIMIT:
+        raise CountTooLarge(
+            f"GEMM M={mapping.m} K={mapping.k} N={mapping.n} is too large to count exactly on a "
+            f"{config.rows}×{config.cols} {config.dataflow} array: its counters could reach {bound:.3g}, over "
+            f"2^53 = {COUNT_LIMIT:,}, the largest count ChipViz keeps exact")
+
+
 def fold_counters(mapping: Mapping, config: ChipConfig) -> np.ndarray:
     """The per-fold counter table (columns as in memory.py) in closed form."""
     tiles = mapping.fold_tiles()
@@ -43,7 +86,9 @@ def fold_counters(mapping: Mapping, config: ChipConfig) -> np.ndarray:
 
 
 def analyze(m: int, k: int, n: int, config: ChipConfig) -> GemmStats:
-    """Counters and figures for an M×K by K×N GEMM on `config`, without running it."""
+    """Counters and figures for an M×K by K×N GEMM on `config`, without running it.
+
+    Raises CountTooLarge (a ValueError) for a GEMM whose counters could pass COUNT_LIMIT."""
     if not (type(m) is int and type(k) is int and type(n) is int and m > 0 and k > 0 and n > 0):
         mapping = Mapping.of(m, k, n, config)  # validates (and converts) before the cache sees them
         m, k, n = mapping.m, mapping.k, mapping.n
@@ -54,4 +99,5 @@ def analyze(m: int, k: int, n: int, config: ChipConfig) -> GemmStats:
 def _analyze(m: int, k: int, n: int, config: ChipConfig) -> GemmStats:
     """Memoised: a training loop asks for the same few shapes every step."""
     mapping = Mapping.of(m, k, n, config)
+    check_countable(mapping, config)
     return summarize(fold_counters(mapping, config), mapping, config, engine="analytic")

@@ -6,11 +6,13 @@ the values move.
 """
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from . import memory as mem
 from . import trace as tr
-from .analytic import analyze
+from .analytic import analyze, check_countable
 from .config import ChipConfig
 from .dataflows import MODULES
 from .mapping import Mapping
@@ -21,15 +23,53 @@ class TraceTooLarge(ValueError):
     """A requested trace would exceed the memory budget."""
 
 
+# How long the kernels take, for estimates before a run: nanoseconds per simulated cycle of a
+# fold, per cycle, per array row and per PE. Fitted (rounded up, so estimates err long) to the
+# kernels' wall times with the trace off and a warm numba cache on this project's 2-core machine:
+# 256³ on 1×1 (16.5-49 ns/cycle), 512×64×64 on 2×2, 2000×64×64 on 4×4, 512³ on 16×16, 32×32,
+# 128×128 and 256×256 (69-89 µs/cycle), each dataflow (sweep in the docstring of estimate_seconds).
+NS_PER_CYCLE, NS_PER_ROW_CYCLE, NS_PER_PE_CYCLE = 60.0, 30.0, 1.2
+# A recorded trace costs extra per PE per traced cycle (benchmarks/bench_chip.py (a): trace on runs
+# at about a third of the untraced speed).
+NS_PER_TRACED_PE_CYCLE = 6.0
+
+
+def estimate_seconds(mapping: Mapping, config: ChipConfig, traced_cycles: int = 0) -> float:
+    """The cycle-accurate engine's expected wall time for this GEMM, from the constants above.
+
+    Measured as `compute_cycles × (60 + 30·R + 1.2·R·C) ns`: against the sweep it is 1.0-2× the
+    measured time (2× on 1×1 arrays, where the kernels' per-cycle cost dominates), never below it.
+    Stall cycles are not simulated PE by PE (they only advance the clock), so they are left out.
+    """
+    per_cycle = NS_PER_CYCLE + NS_PER_ROW_CYCLE * config.rows + NS_PER_PE_CYCLE * config.pes
+    cycles = mapping.folds * mapping.cycles_per_fold
+    return (cycles * per_cycle + traced_cycles * config.pes * NS_PER_TRACED_PE_CYCLE) * 1e-9
+
+
+def engine_bytes(m: int, k: int, n: int, config: ChipConfig) -> int:
+    """Memory the cycle-accurate engine allocates for this GEMM besides its prepared operands and
+    a trace: accumulator-typed copies of A and B (int8 widens; is transposes), C (is: twice, it is
+    transposed back) and the per-fold tables (counters, tiles, flags)."""
+    acc = config.spec.accumulator_bytes
+    folds = Mapping.of(m, k, n, config).folds
+    return acc * (m * k + k * n) + 2 * acc * m * n + folds * (mem.N_COUNTERS * 8 + 4 * 8 + 4)
+
+
 def simulate(a: np.ndarray, b: np.ndarray, config: ChipConfig, trace_window: tuple[int, int] | None = None,
-             trace_budget: int = tr.DEFAULT_BUDGET_BYTES) -> tuple[np.ndarray, GemmStats, tr.Trace | None]:
+             trace_budget: int = tr.DEFAULT_BUDGET_BYTES, on_folds=None,
+             chunk_seconds: float = 0.25) -> tuple[np.ndarray, GemmStats, tr.Trace | None]:
     """Run C = A·B cycle by cycle on `config`; optionally record cycles [start, stop) of it.
 
     Operands must already be in the chip's operand type (see chipviz.chip.prepare_operands).
+    With `on_folds`, the folds run in chunks of about `chunk_seconds` each (timed as they run)
+    and `on_folds(done, total)` is called after each: progress for a caller, and a point where
+    Ctrl-C (KeyboardInterrupt) stops the run. Without it the folds run in one kernel call.
+    Raises CountTooLarge if a counter could pass the exact range (analytic.COUNT_LIMIT).
     """
     m, k = a.shape
     n = b.shape[1]
     mapping = Mapping.of(m, k, n, config)
+    check_countable(mapping, config)
     spec = config.spec
     flow = config.flow
     left, top = flow.operand_order(a, b)  # the operand entering the left edge, and the other one
@@ -44,9 +84,28 @@ def simulate(a: np.ndarray, b: np.ndarray, config: ChipConfig, trace_window: tup
     tiles = mapping.fold_tiles()
     counters = np.zeros((mapping.folds, mem.N_COUNTERS), np.int64)
     fits = mem.operand_fits(m, k, n, config.dataflow, config)
-    total = MODULES[config.dataflow].run_folds(left, top, out, config.rows, config.cols, tiles, mapping.fold_flags(),
-                                               fits, spec.operand_bytes, spec.accumulator_bytes,
-                                               float(config.dram_bytes_per_cycle), counters, trace_arrays, start)
+    run = MODULES[config.dataflow].run_folds
+    flags = mapping.fold_flags()
+    memory = (fits, spec.operand_bytes, spec.accumulator_bytes, float(config.dram_bytes_per_cycle))
+    if on_folds is None:
+        total = run(left, top, out, config.rows, config.cols, tiles, flags, *memory, counters, trace_arrays, start)
+    else:
+        # Folds are independent runs of the kernel (each fills and drains; C accumulates in `out`), so a
+        # chunk of them is a kernel call on slices of the fold tables. Its cycles count from 0: the trace
+        # window is shifted by the cycles already run. Chunks grow until one lasts about chunk_seconds.
+        total, done, folds, chunk = 0, 0, mapping.folds, 1
+        while done < folds:
+            stop = min(folds, done + chunk)
+            began, before = time.perf_counter(), total
+            total += run(left, top, out, config.rows, config.cols, tiles[done:stop], flags[done:stop], *memory,
+                         counters[done:stop], trace_arrays, start - total)
+            took = time.perf_counter() - began
+            if trace_window is not None:  # the kernel numbered this chunk's folds from 0
+                first, last = max(0, before - start), max(0, min(len(trace_arrays[5]), total - start))
+                trace_arrays[5][first:last] += done
+            done = stop
+            on_folds(done, folds)
+            chunk = max(1, min(chunk * 4, int(chunk * chunk_seconds / took) if took > 0 else chunk * 4))
     stats = summarize(counters, mapping, config, engine="cycle")
     assert total == stats.cycles, "kernel cycle count disagrees with its own fold counters"
     trace = None
