@@ -3,6 +3,8 @@ import os
 import time
 from pathlib import Path
 
+from chipviz.i18n import t
+
 APP = Path(__file__).resolve().parents[2] / "app.py"
 # Panel drops a session some time after its tab closes (by default 15 s, checked every 17 s);
 # here after 1 s, checked every 0.5 s, so the test need not wait long
@@ -28,9 +30,9 @@ def test_closing_tabs_stops_their_training_and_frees_their_threads(browser, pane
         page = browser.new_page(viewport={"width": 1280, "height": 720})
         errors = page_errors(page)
         page.goto(server.url + "?speed=50")
-        page.get_by_text("Matrix multiply on the chip").first.wait_for(timeout=60_000)
-        page.get_by_role("button", name="▶ Train").click()
-        page.get_by_role("button", name="⏸ Pause").wait_for(timeout=60_000)
+        page.locator(".chipviz-op-info").first.wait_for(timeout=60_000)
+        page.get_by_role("button", name=t("ctl.train", "en")).click()
+        page.get_by_role("button", name=t("ctl.pause", "en"), exact=True).wait_for(timeout=60_000)
         pages.append(page)
     time.sleep(2)
     training_threads = threads(pid)
