@@ -16,6 +16,7 @@ from __future__ import annotations
 import html
 import io
 import logging
+from urllib.parse import urlencode
 
 import panel as pn
 import param
@@ -76,6 +77,7 @@ class Dashboard(pn.viewable.Viewer):
         self._caption = None  # what the PE array's caption says (a Message), to say it again in another language
         self._shown: tuple | None = None  # (network, chip) of the step whose GEMM the PE array shows
         self._step_shown = None  # the Snapshot whose operations the PE array plays
+        self._watching_location = False
         self._play_stop = 0  # the cycle at which a watched GEMM is done (its first fold's end, on the tour)
         self.controls = Controls(session=s, lang=lang)
         self.pe_array = PEArrayView(fps=link.view.get("fps", settings.BY_KEY["fps"].default),
@@ -281,12 +283,16 @@ class Dashboard(pn.viewable.Viewer):
 
     def _write_url(self, *_):
         location = page_location()
-        if location is not None:
-            from urllib.parse import urlencode
-
-            search = "?" + urlencode(self.query())  # only known keys: an unknown one is not carried on
-            if location.search != search:
-                location.search = search
+        if location is None:
+            return
+        if not self._watching_location:
+            # the browser reports its own address once the page is up, which may come after this page
+            # first wrote it: whatever the URL becomes, it is written back as this page's state
+            location.param.watch(self._write_url, "search")
+            self._watching_location = True
+        search = "?" + urlencode(self.query())  # only known keys: an unknown one is not carried on
+        if location.search != search:
+            location.search = search
 
     # ----- notices -----
     def _on_notice(self, event):
