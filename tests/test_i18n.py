@@ -170,7 +170,7 @@ def test_switching_to_chinese_relabels_every_view_and_back(dash):
     for key, value in expected.items():
         assert chinese[key] == value, key
     assert chinese["pe.caption"].startswith("第 1 层 · 前向传播")
-    assert chinese["dash.op_option"].startswith("L1 前向传播：")
+    assert chinese["dash.op_option"].startswith("L1 前向：")
     assert chinese["net.title"].startswith("输入层 · ") and "芯片上正在运行" in chinese["net.summary"]
     assert chinese["plot.loss_title"].startswith("损失 —— 第 ")
     assert chinese["plot.energy_phase"][0] == "前向传播" and "反向传播" in chinese["plot.util_direction"]

@@ -94,7 +94,7 @@ class Dashboard(pn.viewable.Viewer):
             options={t("dash.language_en", lang): "en", t("dash.language_zh", lang): "zh"}, value=lang,
             color="light", variant="outline", width=170, margin=(5, 10))
         self.subtitle = pn.pane.HTML("", margin=(0, 10), styles={"color": "white", "font-size": "1.05em"})
-        self.op_select = pn.widgets.Select(options={}, width=230, margin=(2, 5))
+        self.op_select = pn.widgets.Select(options={}, width=255, margin=(2, 5))
         self.prev_button = pn.widgets.Button(margin=(2, 3))
         self.next_button = pn.widgets.Button(margin=(2, 3))
         self.phase_button = pn.widgets.Button(margin=(2, 3))

@@ -64,7 +64,8 @@ def vector_info(op, step: int) -> Message:
 def op_option(op) -> Message:
     """A GEMM in the list of the step's GEMMs: "L1 forward: Y = X·W  (32×2 · 2×16)"."""
     st = op.stats
-    return Message("dash.op_option", layer=op.layer, phase=phase(op), name=op.name, shape=shape(st.m, st.k, st.n))
+    return Message("dash.op_option", layer=op.layer, phase=Message(f"plot.gemm_phase.{op.phase}"), name=op.name,
+                   shape=shape(st.m, st.k, st.n))
 
 
 def op_info(op, step: int) -> Message:

@@ -554,7 +554,7 @@ def chip_probes(x: Expected) -> list[dict]:
                                        phase=t(f"direction.{direction}", lang)))}),
         _probe("GEMM chooser", "select", "#main", pattern=template_regex("dash.op_option", lang),
                expect={"text": _norm(t("dash.op_option", lang, layer=x.layer, name=name, shape=shape,
-                                       phase=option_label("phase", phase, lang)))}),
+                                       phase=option_label("plot.gemm_phase", phase, lang)))}),
         _probe("text above the PE array (.chipviz-op-info)", "text", "#main", selector=".chipviz-op-info",
                expect={"regex": template_regex("dash.op_info", lang), "template": STRINGS["dash.op_info"][lang],
                        "groups": {g: v for g, v in info.items() if g in template_fields("dash.op_info", lang)}}),
