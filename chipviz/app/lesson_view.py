@@ -317,6 +317,10 @@ class LessonView(pn.viewable.Viewer):
     def _write_url(self):
         if not getattr(self.dashboard, "lesson_mode", True):
             return  # a dashboard outside lesson mode writes the URL (with the shared lang) itself
+        write = getattr(self.dashboard, "_write_url", None)
+        if callable(write):
+            write()  # the dashboard writes the whole link: its settings, view and this lesson position
+            return
         location = page_location()
         if location is not None and pn.state.curdoc is not None:
             location.update_query(**self.query())

@@ -77,7 +77,8 @@ def test_walk_a_lesson_answering_wrong_and_right(browser, lesson_app, artifacts,
     page.get_by_text(L.ui("en", "exercises")).click()  # the teacher's card opens
     expect(page.get_by_text(lesson.exercises[0].title)).to_be_visible(timeout=TIMEOUT)
     page.screenshot(path=str(artifacts / "lesson-04-end.png"), full_page=True)
-    assert "lesson=2" in page.url and f"step={n}" in page.url
+    page.wait_for_function(f"() => location.search.includes('lesson=2') && location.search.includes('step={n}')",
+                           timeout=TIMEOUT)
     page.close()
     assert errors == [], errors
 
@@ -119,6 +120,6 @@ def test_teacher_link_opens_a_step_in_chinese_with_controls_hidden_and_locked(br
     expect(page.get_by_text(f"Step 2: {english.steps[1].title}")).to_be_visible(timeout=TIMEOUT)
     expect(page.get_by_role("button", name=L.ui("en", "next"))).to_be_visible(timeout=TIMEOUT)
     expect(page.get_by_text("Optimizer", exact=True)).to_be_visible(timeout=TIMEOUT)  # the sidebar follows
-    assert "lang=en" in page.url
+    page.wait_for_function("() => location.search.includes('lang=en')", timeout=TIMEOUT)  # the link follows
     page.close()
     assert errors == [], errors
