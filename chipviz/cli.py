@@ -197,6 +197,14 @@ def _add_chip_options(parser: argparse.ArgumentParser) -> None:
                           help=f"{_CHIP_HELP[field]} (default {_DEFAULTS[field]:g})")
 
 
+def _as_typed(message: str, options: dict[str, str]) -> str:
+    """A library's "<field> must be …" message, naming the option as the user typed it instead."""
+    for field, option in options.items():
+        if message.startswith(field + " "):
+            return f"argument {option}:{message[len(field):]}"
+    return message
+
+
 def _chip_config(args: argparse.Namespace) -> ChipConfig:
     """A validated ChipConfig from the chip options; its ValueError names the option."""
     rows, cols = args.array or (_DEFAULTS["rows"], _DEFAULTS["cols"])
@@ -204,12 +212,7 @@ def _chip_config(args: argparse.Namespace) -> ChipConfig:
     try:
         return ChipConfig(rows=rows, cols=cols, **given)
     except ValueError as exc:
-        message = str(exc)
-        for field, option in _CHIP_OPTIONS.items():
-            if message.startswith(field + " "):
-                message = f"argument {option}:{message[len(field):]}"
-                break
-        raise UsageError(message) from None
+        raise UsageError(_as_typed(str(exc), _CHIP_OPTIONS)) from None
 
 
 # --------------------------------------------------------------------------- gemm
@@ -986,12 +989,7 @@ def _train_settings(values: dict, args: argparse.Namespace):
             engine=values["engine"], noise=values["noise"], n_samples=values["samples"], mnist_dir=args.mnist_dir,
             hidden=hidden)
     except ValueError as exc:
-        message = str(exc)
-        for field, option in _TRAIN_OPTIONS.items():
-            if message.startswith(field + " "):
-                message = f"argument {option}:{message[len(field):]}"
-                break
-        raise UsageError(message) from None
+        raise UsageError(_as_typed(str(exc), _TRAIN_OPTIONS)) from None
 
 
 _INPUT_SHAPE = re.compile(r"\s*\d+x\d+x\d+\s*", re.IGNORECASE)

@@ -6,8 +6,9 @@ import pytest
 
 from chipviz.i18n import t
 
+from pages import WAIT, open_dashboard  # tests/browser/pages.py
+
 APP = Path(__file__).resolve().parents[2] / "app.py"
-WAIT = 60_000  # ms: every wait is on a state, bounded generously for a busy 2-core machine
 
 
 @pytest.fixture
@@ -15,13 +16,8 @@ def app_url(serve, artifacts):
     return serve(APP, log_path=artifacts / "app-server.log")
 
 
-def open_app(browser, url, page_errors, width=1600, height=1000):
-    page = browser.new_page(viewport={"width": width, "height": height})
-    errors = page_errors(page)
-    page.goto(url)
-    page.locator(".chipviz-op-info").first.wait_for(timeout=WAIT)
-    page.locator(".cv-canvas").first.wait_for(timeout=WAIT)
-    return page, errors
+def open_app(browser, url, page_errors):
+    return open_dashboard(browser, url, page_errors, width=1600, height=1000)
 
 
 def sidebar_status(page) -> int:

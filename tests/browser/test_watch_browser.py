@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from chipviz.i18n import t
+from pages import WAIT as TIMEOUT
+from pages import open_dashboard  # tests/browser/pages.py
 
 APP = Path(__file__).resolve().parents[2] / "app.py"
-TIMEOUT = 60_000  # a busy 2-core machine: wait for states, generously
 
 # where a point of a Bokeh figure (found by its model's name) is on the page: x as a share of the x range
 # (scroll: bring the figure into view first); null: no such figure
@@ -41,13 +42,7 @@ def app_url(serve, artifacts):
     return serve(APP, log_path=artifacts / "watch-server.log")
 
 
-def open_app(browser, url, page_errors, width=1280, height=720):
-    page = browser.new_page(viewport={"width": width, "height": height})
-    errors = page_errors(page)
-    page.goto(url)
-    page.locator(".chipviz-op-info").first.wait_for(timeout=TIMEOUT)
-    page.locator(".cv-canvas").first.wait_for(timeout=TIMEOUT)
-    return page, errors
+open_app = open_dashboard
 
 
 def caption(page) -> str:
