@@ -361,9 +361,10 @@ def _shown(value) -> str:
     return text if len(text) <= 40 else f"{text[:12]}…{text[-6:]} ({len(text):,} digits)"
 
 
-def _run_cycle(m, k, n, config, seed, window, progress: _Progress | None = None):
+def _run_cycle(m, k, n, config, seed, window, progress: _Progress | None = None, a_layout=None):
     """Random operands from `seed`, the cycle-accurate run, and C checked against numpy; `progress`
-    (shown or not) follows the folds."""
+    (shown or not) follows the folds; `a_layout`: A is a convolution's unrolled input (DRAM reads each
+    pixel once)."""
     rng = np.random.default_rng(seed)
     if config.precision == "int8":
         a = rng.integers(-128, 128, size=(m, k), dtype=np.int8)
@@ -373,7 +374,7 @@ def _run_cycle(m, k, n, config, seed, window, progress: _Progress | None = None)
         b = rng.standard_normal((k, n), dtype=np.float32)
     try:
         result = gemm(a, b, config, engine="cycle", trace_window=window,
-                      on_folds=progress.folds if progress is not None and progress.shown else None)
+                      on_folds=progress.folds if progress is not None and progress.shown else None, a_layout=a_layout)
     except TraceTooLarge as exc:
         raise UsageError(f"{exc}; choose it with --trace-window START:STOP") from None
     check = _check_c(a, b, result.c, config)
@@ -621,9 +622,9 @@ def _run_topology(args: argparse.Namespace, config: ChipConfig, engine: str) -> 
             raise UsageError(f"{args.topology}:{layer.line}: layer {layer.name!r}: {exc}") from None
         check = None
         if engine == "analytic":
-            stats = analyze(layer.m, layer.k, layer.n, config)
+            stats = analyze(layer.m, layer.k, layer.n, config, layer.a_layout)
         else:
-            stats, check, _ = _run_cycle(layer.m, layer.k, layer.n, config, args.seed, None, progress)
+            stats, check, _ = _run_cycle(layer.m, layer.k, layer.n, config, args.seed, None, progress, layer.a_layout)
             status = max(status, _check_status(check))
         row = {"layer": layer.name, "m": layer.m, "k": layer.k, "n": layer.n}
         if layer.conv is not None:  # a convolution row: its output size and the convention that gave it

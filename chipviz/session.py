@@ -260,12 +260,12 @@ class TrainingSession(SessionSettings):
         operands = (snapshot or self.snapshot).operands
         if not 0 <= index < len(operands) or operands[index] is None:
             raise ValueError(f"operation {index} of the step is not a matrix multiply")
-        a, b, config = operands[index]
+        a, b, config, a_layout = operands[index]
         if max(config.rows, config.cols) > settings.MAX_ANIMATED_SIDE:
             side = settings.MAX_ANIMATED_SIDE
             raise ValueError(f"arrays up to {side}×{side} are animated; "
                              f"this one is {config.rows}×{config.cols} (its numbers are still shown)")
-        return gemm(a, b, config, engine="cycle", trace_window=window).trace
+        return gemm(a, b, config, engine="cycle", trace_window=window, a_layout=a_layout).trace
 
     def loss_surface(self, resolution: int = 21, batch: int = 256) -> LossPlane:
         """The loss around the current weights on the plane of the recent trajectory (fixed batch)."""

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from chipviz import cli
 from chipviz.chip import ChipConfig, analyze
-from chipviz.chip.conv import ConvGeometry
+from chipviz.chip.conv import ConvGeometry, Im2colOperand
 from chipviz.chip.topology import CONV_HEADER, parse_topology
 from chipviz.nn import losses
 from chipviz.nn.conv import (AvgPool, Conv2D, ConvNet, Dense, Flatten, LayerError, MaxPool, parse_layer,
@@ -101,9 +101,14 @@ def test_every_gemm_is_a_chip_op_shaped_by_the_lowering():
         (4, "backward_weights", (16, 5, 6)), (4, "backward_data", (5, 6, 16)),
         (1, "backward_weights", conv["backward_weights"]),  # layer 1's dX: nothing upstream needs it
     ]
+    # the conv GEMMs tell the chip their A is unrolled: DRAM reads each input pixel once
+    layouts = {"forward": Im2colOperand(g, 5), "backward_weights": Im2colOperand(g, 5, transposed=True)}
     for op in runner.ops:
         if op.is_gemm:
-            assert op.stats == analyze(op.stats.m, op.stats.k, op.stats.n, CHIP)
+            layout = layouts[op.phase] if op.layer == 1 else None
+            assert op.stats == analyze(op.stats.m, op.stats.k, op.stats.n, CHIP, layout)
+            if op.layer == 1:
+                assert op.stats.dram_reads < analyze(op.stats.m, op.stats.k, op.stats.n, CHIP).dram_reads
     names = [op.name for op in runner.ops if not op.is_gemm]
     assert "max pool 2×2" in names and "max pool′ (route to the max)" in names and "col2im (dA → dX)" not in names
 
@@ -124,7 +129,8 @@ def test_trained_layer_and_topology_report_the_same_cycles():
     net = ConvNet((9, 9, 2), ("conv3x3x4s2valid",), 3, seed=0)
     runner = ChipRunner(CHIP)
     net.forward(np.ones((1, 9 * 9 * 2), np.float32), runner)
-    assert runner.ops[0].stats == analyze(layer.m, layer.k, layer.n, CHIP)
+    assert runner.ops[0].stats == analyze(layer.m, layer.k, layer.n, CHIP, layer.a_layout)
+    assert layer.a_layout.addresses().tolist() == Im2colOperand(net.layers[0].geometry).addresses().tolist()
 
 
 @settings(max_examples=12, deadline=None)

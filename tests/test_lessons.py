@@ -168,8 +168,9 @@ def oracle(query: L.Query):
         stats = op.stats
         operands = t.runner.operands[i] if m.kind == "trace" else None
     if m.kind == "trace":
-        a, b, c = operands
-        return oracle_trace_value(query.measure, gemm(a, b, c, engine="cycle", trace_window=(0, stats.cycles)).trace)
+        a, b, c, a_layout = (*operands, None)[:4]  # a network op also names its im2col layout
+        trace = gemm(a, b, c, engine="cycle", trace_window=(0, stats.cycles), a_layout=a_layout).trace
+        return oracle_trace_value(query.measure, trace)
     if query.measure in GEMM_FIELDS:
         return GEMM_FIELDS[query.measure](stats, cfg)
     mapping = Mapping.of(stats.m, stats.k, stats.n, cfg.with_(precision=stats.precision))

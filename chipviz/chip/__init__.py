@@ -52,7 +52,8 @@ def prepare_operands(a, b, config: ChipConfig, check_finite: bool = True) -> tup
 
 
 def gemm(a, b, config: ChipConfig, engine: str = "analytic", trace_window: tuple[int, int] | None = None,
-         trace_budget: int = trace.DEFAULT_BUDGET_BYTES, check_finite: bool = True, on_folds=None) -> GemmResult:
+         trace_budget: int = trace.DEFAULT_BUDGET_BYTES, check_finite: bool = True, on_folds=None,
+         a_layout=None) -> GemmResult:
     """C = A·B on the chip, with its counters.
 
     engine="cycle" moves every value register by register (and can record a trace);
@@ -61,17 +62,18 @@ def gemm(a, b, config: ChipConfig, engine: str = "analytic", trace_window: tuple
     tests prove the two engines agree. `check_finite=False` skips the NaN scan for callers
     that guard against NaN themselves (the trainer). `on_folds(done, total)`, for the cycle
     engine, runs the folds in chunks and reports after each (see simulate). A GEMM whose counters
-    could pass COUNT_LIMIT raises CountTooLarge (a ValueError) in either engine.
+    could pass COUNT_LIMIT raises CountTooLarge (a ValueError) in either engine. `a_layout` says A
+    is an im2col operand (chipviz.chip.conv.Im2colOperand): DRAM then reads each input pixel once.
     """
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     a, b = prepare_operands(a, b, config, check_finite)
     if engine == "cycle":
-        c, stats, tr_ = simulate(a, b, config, trace_window, trace_budget, on_folds=on_folds)
+        c, stats, tr_ = simulate(a, b, config, trace_window, trace_budget, on_folds=on_folds, a_layout=a_layout)
         return GemmResult(c, stats, tr_)
     if trace_window is not None:
         raise ValueError("a trace needs engine='cycle'")
-    return GemmResult(product(a, b, config), analyze(a.shape[0], a.shape[1], b.shape[1], config))
+    return GemmResult(product(a, b, config), analyze(a.shape[0], a.shape[1], b.shape[1], config, a_layout))
 
 
 def product(a: np.ndarray, b: np.ndarray, config: ChipConfig) -> np.ndarray:

@@ -58,13 +58,13 @@ def check_countable(mapping: Mapping, config: ChipConfig) -> None:
             f"2^53 = {COUNT_LIMIT:,}, the largest count ChipViz keeps exact")
 
 
-def fold_counters(mapping: Mapping, config: ChipConfig) -> np.ndarray:
+def fold_counters(mapping: Mapping, config: ChipConfig, a_layout=None) -> np.ndarray:
     """The per-fold counter table (columns as in memory.py) in closed form."""
     tiles = mapping.fold_tiles()
     used_rows = tiles[:, 1] - tiles[:, 0]
     used_cols = tiles[:, 3] - tiles[:, 2]
     rows, cols, steps = mapping.rows, mapping.cols, mapping.spread[2]
-    c = np.zeros((mapping.folds, mem.N_COUNTERS), np.int64)
+    c = mem.new_counters(mapping.folds)
     c[:, mem.MACS] = used_rows * used_cols * steps
     if mapping.flow.output_stationary:
         c[:, mem.MOVING_READS] = used_rows * steps  # A's rows enter the left edge
@@ -78,26 +78,47 @@ def fold_counters(mapping: Mapping, config: ChipConfig) -> np.ndarray:
         # preload: the weight for row i makes i + 1 hops down; streamed values cross all columns
         c[:, mem.OPERAND_HOPS] = used_cols * used_rows * (used_rows + 1) // 2 + steps * used_rows * cols
         c[:, mem.PSUM_HOPS] = steps * used_cols * rows  # partial sums cross all rows
-    fits = mem.operand_fits(mapping.m, mapping.k, mapping.n, mapping.dataflow, config)
+    fits = dram_inputs(c, mapping, config, a_layout)
     spec = config.spec
     mem.all_folds_dram(c, mapping.fold_flags(), fits, spec.operand_bytes, spec.accumulator_bytes,
                        float(config.dram_bytes_per_cycle), mapping.cycles_per_fold)
     return c
 
 
-def analyze(m: int, k: int, n: int, config: ChipConfig) -> GemmStats:
-    """Counters and figures for an M×K by K×N GEMM on `config`, without running it.
+def dram_inputs(counters: np.ndarray, mapping: Mapping, config: ChipConfig, a_layout=None) -> np.ndarray:
+    """The DRAM rule's inputs for both engines: which operands fit their SRAM and, for an im2col
+    A (`a_layout`, e.g. chipviz.chip.conv.Im2colOperand), the input pixels each fold fetches."""
+    if a_layout is None:
+        return mem.operand_fits(mapping.m, mapping.k, mapping.n, mapping.dataflow, config)
+    check_layout(a_layout, mapping.m, mapping.k)
+    fits = mem.operand_fits(mapping.m, mapping.k, mapping.n, mapping.dataflow, config, a_elements=a_layout.touched)
+    mem.fold_footprints(counters, mapping, fits, a_layout)
+    return fits
+
+
+def check_layout(a_layout, m: int, k: int) -> None:
+    if tuple(a_layout.shape) != (m, k):
+        raise ValueError(f"the im2col layout describes a {a_layout.shape[0]}×{a_layout.shape[1]} operand, "
+                         f"but A is {m}×{k}")
+
+
+def analyze(m: int, k: int, n: int, config: ChipConfig, a_layout=None) -> GemmStats:
+    """Counters and figures for an M×K by K×N GEMM on `config`, without running it. With
+    `a_layout` (an im2col operand, see chipviz.chip.conv.Im2colOperand) DRAM reads each of A's
+    input pixels once instead of each unrolled element.
 
     Raises CountTooLarge (a ValueError) for a GEMM whose counters could pass COUNT_LIMIT."""
     if not (type(m) is int and type(k) is int and type(n) is int and m > 0 and k > 0 and n > 0):
         mapping = Mapping.of(m, k, n, config)  # validates (and converts) before the cache sees them
         m, k, n = mapping.m, mapping.k, mapping.n
-    return _analyze(m, k, n, config)
+    if a_layout is not None:
+        check_layout(a_layout, m, k)
+    return _analyze(m, k, n, config, a_layout)
 
 
 @lru_cache(maxsize=4096)
-def _analyze(m: int, k: int, n: int, config: ChipConfig) -> GemmStats:
+def _analyze(m: int, k: int, n: int, config: ChipConfig, a_layout=None) -> GemmStats:
     """Memoised: a training loop asks for the same few shapes every step."""
     mapping = Mapping.of(m, k, n, config)
     check_countable(mapping, config)
-    return summarize(fold_counters(mapping, config), mapping, config, engine="analytic")
+    return summarize(fold_counters(mapping, config, a_layout), mapping, config, engine="analytic")

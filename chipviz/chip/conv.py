@@ -28,6 +28,7 @@ Output size per side (input I, kernel F, stride S), three conventions:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -40,8 +41,8 @@ CONVENTION_TEXT = {
     "scalesim": "SCALE-Sim 3.0.0: OH = ⌈(IH − FH)/S⌉ + 1 (the last window overhangs; missing taps are zeros)",
 }
 
-__all__ = ["CONVENTIONS", "CONVENTION_TEXT", "PADDINGS", "ConvGeometry", "col2im", "im2col", "output_size",
-           "padding_amounts"]
+__all__ = ["CONVENTIONS", "CONVENTION_TEXT", "PADDINGS", "ConvGeometry", "Im2colOperand", "col2im", "im2col",
+           "output_size", "padding_amounts"]
 
 
 def _whole(name: str, value, low: int = 1) -> int:
@@ -205,3 +206,42 @@ def im2col(x: np.ndarray, geometry: ConvGeometry) -> np.ndarray:
 
 def col2im(cols: np.ndarray, geometry: ConvGeometry) -> np.ndarray:
     return geometry.col2im(cols)
+
+
+@dataclass(frozen=True)
+class Im2colOperand:
+    """Where the elements of an im2col GEMM operand live in DRAM: the input pixels of `batch`
+    images, each stored once. The forward GEMM's A is im2col(X) (M × K); the weight gradient's
+    A is its transpose (`transposed`: K × M). Passed to the engines as `a_layout`, it makes DRAM
+    count each input pixel once (chipviz.chip.memory.fold_footprints)."""
+
+    geometry: ConvGeometry
+    batch: int = 1
+    transposed: bool = False
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        rows, cols = self.batch * self.geometry.out_pixels, self.geometry.window
+        return (cols, rows) if self.transposed else (rows, cols)
+
+    @property
+    def pixels(self) -> int:
+        """Input values in DRAM: batch · H · W · C."""
+        return self.geometry.input_pixels_read(self.batch)
+
+    @property
+    def touched(self) -> int:
+        """Input values some window reads (fewer than `pixels` when the stride skips some): what SRAM holds."""
+        return _touched(self)
+
+    def addresses(self) -> np.ndarray:
+        """The operand's elements as input pixel numbers (row-major in batch, H, W, C); -1 for padding."""
+        index = np.arange(1, self.pixels + 1, dtype=np.int64).reshape(self.batch, *self.geometry.in_shape)
+        a = self.geometry.im2col(index) - 1  # padding is 0 before the shift, -1 after
+        return a.T if self.transposed else a
+
+
+@lru_cache(maxsize=256)
+def _touched(layout: Im2colOperand) -> int:
+    a = layout.addresses()
+    return int(np.unique(a[a >= 0]).size)

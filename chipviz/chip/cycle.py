@@ -12,7 +12,7 @@ import numpy as np
 
 from . import memory as mem
 from . import trace as tr
-from .analytic import analyze, check_countable
+from .analytic import analyze, check_countable, check_layout, dram_inputs
 from .config import ChipConfig
 from .dataflows import MODULES
 from .mapping import Mapping
@@ -57,8 +57,9 @@ def engine_bytes(m: int, k: int, n: int, config: ChipConfig) -> int:
 
 def simulate(a: np.ndarray, b: np.ndarray, config: ChipConfig, trace_window: tuple[int, int] | None = None,
              trace_budget: int = tr.DEFAULT_BUDGET_BYTES, on_folds=None,
-             chunk_seconds: float = 0.25) -> tuple[np.ndarray, GemmStats, tr.Trace | None]:
+             chunk_seconds: float = 0.25, a_layout=None) -> tuple[np.ndarray, GemmStats, tr.Trace | None]:
     """Run C = A·B cycle by cycle on `config`; optionally record cycles [start, stop) of it.
+    `a_layout`: A is an im2col operand (see analyze), so DRAM reads each input pixel once.
 
     Operands must already be in the chip's operand type (see chipviz.chip.prepare_operands).
     With `on_folds`, the folds run in chunks of about `chunk_seconds` each (timed as they run)
@@ -70,6 +71,8 @@ def simulate(a: np.ndarray, b: np.ndarray, config: ChipConfig, trace_window: tup
     n = b.shape[1]
     mapping = Mapping.of(m, k, n, config)
     check_countable(mapping, config)
+    if a_layout is not None:
+        check_layout(a_layout, m, k)
     spec = config.spec
     flow = config.flow
     left, top = flow.operand_order(a, b)  # the operand entering the left edge, and the other one
@@ -80,10 +83,10 @@ def simulate(a: np.ndarray, b: np.ndarray, config: ChipConfig, trace_window: tup
     left = np.ascontiguousarray(left, dtype=acc)
     top = np.ascontiguousarray(top, dtype=acc)
     out = np.zeros((n, m) if transposed else (m, n), acc)
-    trace_arrays, start = _trace_arrays(trace_window, mapping, config, trace_budget)
+    trace_arrays, start = _trace_arrays(trace_window, mapping, config, trace_budget, a_layout)
     tiles = mapping.fold_tiles()
-    counters = np.zeros((mapping.folds, mem.N_COUNTERS), np.int64)
-    fits = mem.operand_fits(m, k, n, config.dataflow, config)
+    counters = mem.new_counters(mapping.folds)
+    fits = dram_inputs(counters, mapping, config, a_layout)
     run = MODULES[config.dataflow].run_folds
     flags = mapping.fold_flags()
     memory = (fits, spec.operand_bytes, spec.accumulator_bytes, float(config.dram_bytes_per_cycle))
@@ -114,10 +117,10 @@ def simulate(a: np.ndarray, b: np.ndarray, config: ChipConfig, trace_window: tup
     return (out.T.copy() if transposed else out), stats, trace
 
 
-def _trace_arrays(window, mapping: Mapping, config: ChipConfig, budget: int):
+def _trace_arrays(window, mapping: Mapping, config: ChipConfig, budget: int, a_layout=None):
     if window is None:
         return tr.allocate(config.rows, config.cols, 0), 0
-    total = analyze(mapping.m, mapping.k, mapping.n, config).cycles
+    total = analyze(mapping.m, mapping.k, mapping.n, config, a_layout).cycles
     start, stop = window
     whole = all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (start, stop))
     if not whole or not 0 <= start < stop:

@@ -30,7 +30,7 @@ import os
 import re
 from dataclasses import dataclass
 
-from .conv import CONVENTION_TEXT, ConvGeometry
+from .conv import CONVENTION_TEXT, ConvGeometry, Im2colOperand
 
 __all__ = ["CONVENTION", "ConvGeometry", "Layer", "TopologyError", "parse_topology", "read_topology"]
 
@@ -65,6 +65,11 @@ class Layer:
     @property
     def macs(self) -> int:
         return self.m * self.k * self.n
+
+    @property
+    def a_layout(self) -> Im2colOperand | None:
+        """A convolution row's A is its unrolled ifmap: DRAM holds each pixel once."""
+        return None if self.conv is None else Im2colOperand(self.conv)
 
 
 def read_topology(path) -> list[Layer]:

@@ -239,11 +239,11 @@ def _measure_value(query: Query):
     stats, mapping, operands = _gemm_of(query, settings, traced=m.kind == "trace")
     if m.kind == "gemm":
         return m.fn(stats, mapping)
-    a, b, config = operands
+    a, b, config, a_layout = operands
     if max(config.rows, config.cols) > MAX_TRACE_SIDE or stats.cycles > 20_000:
         raise ValueError(f"{query.measure} runs the GEMM cycle by cycle: arrays up to {MAX_TRACE_SIDE}×"
                          f"{MAX_TRACE_SIDE} and 20,000 cycles")
-    result = gemm(a, b, config, engine="cycle", trace_window=(0, stats.cycles))
+    result = gemm(a, b, config, engine="cycle", trace_window=(0, stats.cycles), a_layout=a_layout)
     return m.fn(result.trace)
 
 
@@ -260,7 +260,7 @@ def _gemm_of(query: Query, settings: dict, traced: bool):
                 a, b = rng.integers(-8, 8, (m, k)).astype(np.int8), rng.integers(-8, 8, (k, n)).astype(np.int8)
             else:
                 a, b = rng.random((m, k), np.float32) + 0.5, rng.random((k, n), np.float32) + 0.5
-            operands = (a, b, config)
+            operands = (a, b, config, None)
         return stats, Mapping.of(m, k, n, config), operands
     ref = query.op or "L1.forward"
     trainer = trained(query.settings, query.steps, keep_operands=traced)

@@ -8,6 +8,8 @@ uses): the input's windows are unrolled (im2col) into A, one row per output pixe
     backward_data    dA = dZ·Wᵀ   M = batch·OH·OW, K = filters,      N = kh·kw·C
 
 and col2im adds dA back onto the input pixels, on the vector unit (priced in backward_data).
+The forward and weight-gradient GEMMs tell the chip that their A is unrolled (Im2colOperand),
+so DRAM reads each input pixel once while SRAM reads count the unrolled matrix.
 Every GEMM is a ChipRunner op, named and shaped by the phase table (phases.py: for a conv
 layer "batch" counts batch × output pixels, "inputs" the window, "units" the filters); on an
 int8 chip the forward GEMMs quantise as dense layers do. Pooling runs on the vector unit:
@@ -33,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..chip.conv import PADDINGS, ConvGeometry
+from ..chip.conv import PADDINGS, ConvGeometry, Im2colOperand
 from . import activations as act
 from .on_chip import ChipRunner
 from .phases import BACKWARD_DATA, BACKWARD_WEIGHTS, FORWARD
@@ -212,7 +214,7 @@ class Conv2D(Layer):
 
     def forward(self, x, chip, number, phase):
         cols = self.geometry.im2col(x)
-        z = chip.matmul(cols, self.weight, number, phase)
+        z = chip.matmul(cols, self.weight, number, phase, a_layout=Im2colOperand(self.geometry, x.shape[0]))
         z += self.bias
         y = act.forward(self.activation, z)
         chip.vector(z.size, 1 + act.VECTOR_OPS[self.activation][0], number, phase,
@@ -223,7 +225,9 @@ class Conv2D(Layer):
     def backward(self, cache, dz, chip, number, need_dx):
         cols = cache[0]
         dz = dz.reshape(-1, self.geometry.filters)
-        dw = chip.matmul(cols.T, dz, number, BACKWARD_WEIGHTS.id)
+        batch = cols.shape[0] // self.geometry.out_pixels
+        dw = chip.matmul(cols.T, dz, number, BACKWARD_WEIGHTS.id,
+                         a_layout=Im2colOperand(self.geometry, batch, transposed=True))
         db = dz.sum(axis=0)
         chip.vector(dz.size, 1, number, BACKWARD_WEIGHTS.id, BACKWARD_WEIGHTS.vector_op)
         if not need_dx:

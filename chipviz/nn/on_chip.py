@@ -17,7 +17,7 @@ from ..chip.vector import VectorStats, vector_op
 from .phases import INT8_SUFFIX, PHASE_TABLE, PHASES
 from .quantize import quantize
 
-__all__ = ["PHASES", "ChipRunner", "Operation"]
+__all__ = ["PHASES", "ChipRunner", "Operands", "Operation"]
 
 
 class Operation(NamedTuple):
@@ -45,6 +45,15 @@ class Operation(NamedTuple):
         return self.stats.energy_pj["total"]
 
 
+class Operands(NamedTuple):
+    """A GEMM's operands as they were multiplied, the chip they ran on, and A's im2col layout (if any)."""
+
+    a: np.ndarray
+    b: np.ndarray
+    config: ChipConfig
+    a_layout: object = None  # chipviz.chip.conv.Im2colOperand for a convolution's unrolled input
+
+
 class ChipRunner:
     """Runs the work of a network on one chip and keeps the log of the current step.
 
@@ -62,32 +71,34 @@ class ChipRunner:
         self.engine = engine
         self.keep_operands = keep_operands
         self.ops: list[Operation] = []
-        self.operands: list[tuple[np.ndarray, np.ndarray, ChipConfig] | None] = []
+        self.operands: list[Operands | None] = []
 
     def reset_log(self) -> None:
         self.ops = []
         self.operands = []
 
-    def matmul(self, a: np.ndarray, b: np.ndarray, layer: int, phase: str) -> np.ndarray:
-        """C = A·B for `phase`'s GEMM of `layer` (named from the phase table), as float32."""
+    def matmul(self, a: np.ndarray, b: np.ndarray, layer: int, phase: str, a_layout=None) -> np.ndarray:
+        """C = A·B for `phase`'s GEMM of `layer` (named from the phase table), as float32.
+        `a_layout`: A is a convolution's unrolled input (chipviz.chip.conv.Im2colOperand), so DRAM
+        reads each input pixel once."""
         kind = PHASE_TABLE[phase]
         if self.int8 and kind.direction == "forward":
             qa, sa = quantize(a)
             qb, sb = quantize(b)
-            c = self._run(qa, qb, layer, phase, kind.op + INT8_SUFFIX, self.config)
+            c = self._run(qa, qb, layer, phase, kind.op + INT8_SUFFIX, self.config, a_layout)
             return c.astype(np.float32) * np.float32(sa * sb)  # back to the values' scale
-        return self._run(a, b, layer, phase, kind.op, self.fp32_config)
+        return self._run(a, b, layer, phase, kind.op, self.fp32_config, a_layout)
 
-    def _run(self, a, b, layer: int, phase: str, name: str, config: ChipConfig) -> np.ndarray:
+    def _run(self, a, b, layer: int, phase: str, name: str, config: ChipConfig, a_layout=None) -> np.ndarray:
         if self.engine == "analytic":  # gemm()'s analytic path, minus its per-call checks
             a, b = prepare_operands(a, b, config, check_finite=False)  # the trainer guards against NaN
-            c, stats = product(a, b, config), analyze(a.shape[0], a.shape[1], b.shape[1], config)
+            c, stats = product(a, b, config), analyze(a.shape[0], a.shape[1], b.shape[1], config, a_layout)
         else:
-            result = gemm(a, b, config, engine=self.engine, check_finite=False)
+            result = gemm(a, b, config, engine=self.engine, check_finite=False, a_layout=a_layout)
             c, stats = result.c, result.stats
         self.ops.append(Operation(layer, phase, name, stats))
         if self.keep_operands:  # copies: W (and Wᵀ, a view of it) changes in place at the update
-            self.operands.append((np.array(a), np.array(b), config))
+            self.operands.append(Operands(np.array(a), np.array(b), config, a_layout))
         return c
 
     def vector(self, elements: int, ops_per_element: int, layer: int, phase: str, name: str) -> None:
