@@ -9,8 +9,8 @@ A layer's weights W (in × out) enter the training step's matrix multiplies C = 
 | phase            | GEMM          | A        | B      | where W[i, j] is        |
 |------------------|---------------|----------|--------|-------------------------|
 | forward          | Y = X·W       | X  (b×in) | W      | B[k=i, n=j]             |
-| backward_data    | dX = dY·Wᵀ    | dY (b×out)| Wᵀ     | B[k=j, n=i]             |
-| backward_weights | dW = Xᵀ·dY    | Xᵀ (in×b) | dY     | no W: C[m=i, n=j] = dW[i, j] |
+| backward_data    | dX = dZ·Wᵀ    | dZ (b×out)| Wᵀ     | B[k=j, n=i]             |
+| backward_weights | dW = Xᵀ·dZ    | Xᵀ (in×b) | dZ     | no W: C[m=i, n=j] = dW[i, j] |
 
 and the dataflow (the dataflow table, chipviz.chip.dataflow_table) decides what a PE (r, c)
 does with them in a fold whose tile starts at row r0 and column c0 of the spread dimensions
@@ -95,7 +95,7 @@ class GemmOp:
 
     @property
     def weight_transposed(self) -> bool:
-        """True when that matrix holds Wᵀ (dX = dY·Wᵀ)."""
+        """True when that matrix holds Wᵀ (dX = dZ·Wᵀ)."""
         return self.facts.weights.endswith("ᵀ")
 
     @property

@@ -10,8 +10,8 @@ from chipviz import palette
 from chipviz.weight_map import GemmOp, WeightMap, pes_for_weight, weights_on_pe
 
 FWD = ("forward", "Y = X·W")
-BWD_DATA = ("backward_data", "dX = dY·Wᵀ")
-BWD_W = ("backward_weights", "dW = Xᵀ·dY")
+BWD_DATA = ("backward_data", "dX = dZ·Wᵀ")
+BWD_W = ("backward_weights", "dW = Xᵀ·dZ")
 
 
 def fwd_op(layer=2, batch=5, n_in=11, n_out=7):
@@ -79,7 +79,7 @@ def test_backward_data_uses_the_transpose():
     assert got.weights == ((1, 2),)  # B[2, 1] = W[1, 2]
     where = pes_for_weight(2, 1, 2, "ws", 4, 3, op)
     assert where.pes == ((0, 2, 1),)
-    assert "'L2 bwd data dX = dY·Wᵀ'" in where.describe()
+    assert "'L2 bwd data dX = dZ·Wᵀ'" in where.describe()
 
 
 def test_os_pe_sees_a_column_of_w_and_a_weight_flows_down_a_column():
@@ -113,7 +113,7 @@ def test_is_pe_holds_an_input_and_sees_a_row_of_w():
 
 
 def test_backward_weights_describes_gradients_not_weights():
-    op = bwd_w_op()  # dW = Xᵀ·dY: M = in (11), K = batch (5), N = out (7)
+    op = bwd_w_op()  # dW = Xᵀ·dZ: M = in (11), K = batch (5), N = out (7)
     os_ = WeightMap("os", 4, 3, op)
     got = os_.weights_on_pe(1, 2, 0)
     assert got.role == "accumulates" and got.gradient and got.weights == ((1, 2),)
@@ -124,7 +124,7 @@ def test_backward_weights_describes_gradients_not_weights():
     assert os_.weights_on_pe(r, c, fold).weights == ((9, 5),)
     assert where.describe().startswith("dW2[9, 5] is accumulated in PE(1, 2)")
 
-    ws = WeightMap("ws", 4, 3, op)  # PE holds dY[k, n]; its partial sums run down column n
+    ws = WeightMap("ws", 4, 3, op)  # PE holds dZ[k, n]; its partial sums run down column n
     got = ws.weights_on_pe(2, 1, 0)
     assert got.role == "sums" and got.weights == tuple((m, 1) for m in range(11))
     where = ws.pes_for_weight(2, 9, 5)
@@ -378,7 +378,7 @@ def test_selecting_a_pe_highlights_its_links(dataflow):
     assert view.highlighted_links() == expected
     assert len(view._pe_links.data["x0"]) == len(expected)
     assert "PE(1, 2) in fold 1" in view.description
-    view.current_op = k_bwd  # dY (32×5) · W2ᵀ (5×6): B[k, n] = W2[n, k]
+    view.current_op = k_bwd  # dZ (32×5) · W2ᵀ (5×6): B[k, n] = W2[n, k]
     expected = {"ws": {(2, 2, 1)}, "os": {(2, 2, j) for j in range(5)},
                 "is": {(2, i, 1) for i in range(6)}}[dataflow]
     assert view.highlighted_links() == expected

@@ -20,7 +20,7 @@ def test_phase_ids_directions_and_op_names_are_as_the_app_and_lessons_expect():
     assert phases.GEMM_PHASES == ("forward", "backward_data", "backward_weights")
     assert [p.direction for p in PHASE_TABLE.values()] == ["forward", "backward", "backward", "update"]
     assert (FORWARD.op, BACKWARD_DATA.op, BACKWARD_WEIGHTS.op, UPDATE.op) == (
-        "Y = X·W", "dX = dY·Wᵀ", "dW = Xᵀ·dY", None)
+        "Y = X·W", "dX = dZ·Wᵀ", "dW = Xᵀ·dZ", None)
     assert (FORWARD.weights, BACKWARD_DATA.weights, BACKWARD_WEIGHTS.weights) == ("B", "Bᵀ", "C")
     assert FORWARD.shape(32, 64, 10) == (32, 64, 10)
     assert BACKWARD_DATA.shape(32, 64, 10) == (32, 10, 64)
@@ -50,7 +50,7 @@ def test_every_gemm_of_a_step_is_what_its_phase_says(precision):
         assert op.stats.precision == ("int8" if int8 else "fp32")
         inputs, units = sizes[op.layer - 1], sizes[op.layer]
         assert (op.stats.m, op.stats.k, op.stats.n) == phase.shape(batch, inputs, units)
-        a, b, config = kept
+        a, b, config, _ = kept  # (A, B, chip, im2col layout: none in an MLP)
         assert config.precision == op.stats.precision
         w = weights[op.layer - 1]
         if phase.weights == "B":
@@ -58,7 +58,7 @@ def test_every_gemm_of_a_step_is_what_its_phase_says(precision):
         elif phase.weights == "Bᵀ":
             expected = w.T
         else:
-            expected = None  # W is the result (dW); its operands are Xᵀ and dY
+            expected = None  # W is the result (dW); its operands are Xᵀ and dZ
             assert a.shape == (inputs, batch) and b.shape == (batch, units)
         if expected is not None:
             np.testing.assert_array_equal(b, expected)

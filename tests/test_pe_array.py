@@ -150,7 +150,7 @@ def test_selected_pe_from_the_browser_becomes_a_tuple():
 
 def test_caption_status_is_replaced_not_repeated():
     assert strip_status("layer 2 · backward · fold 3 of 8 · cycle 41 of 54") == "layer 2 · backward"
-    assert strip_status("dW = Xᵀ·dY") == "dW = Xᵀ·dY"
+    assert strip_status("dW = Xᵀ·dZ") == "dW = Xᵀ·dZ"
 
 
 def test_bokeh_model_builds_without_a_server():

@@ -168,8 +168,12 @@ class LessonView(pn.viewable.Viewer):
         if controls is not None:
             controls.hidden_controls = applied.hide
             controls.locked_controls = applied.lock
+        if step.view.pace is not None and "pace" in getattr(d, "param", {}):
+            d.pace = step.view.pace
         if applied.op is not None:
             self._show_op(applied.op, applied.cycle)
+        if step.view.tab is not None:
+            self._open_tab(step.view.tab)
         self.notices = applied.notices
         if hasattr(d, "notices"):
             d.notices = before + applied.notices  # the lesson's own reset is not news
@@ -190,6 +194,13 @@ class LessonView(pn.viewable.Viewer):
                 pe.seek(cycle)
             except ValueError:
                 pass
+
+    def _open_tab(self, name: str) -> None:
+        """Open the dashboard's plot tab `name` (one of lessons.PLOT_TABS)."""
+        plots = getattr(self.dashboard, "plots", None)
+        keys = getattr(plots, "TAB_KEYS", ())
+        if f"tab.{name}" in keys:
+            plots.tabs().active = list(keys).index(f"tab.{name}")
 
     def release_controls(self) -> None:
         """Leave lesson mode: show and unlock every control again."""
@@ -244,7 +255,13 @@ class LessonView(pn.viewable.Viewer):
         self.next_button.disabled = self.step >= n
         self.about.title = f"{lesson.number} · {lesson.title}"
         self.about.collapsed = self.step > 1
-        self.intro.object = L.render_lesson_text(lesson, lesson.intro)
+        plan = []
+        if lesson.minutes:
+            plan.append(L.ui(lang, "minutes", minutes=lesson.minutes))
+        if lesson.requires:
+            plan.append(L.ui(lang, "requires", numbers=", ".join(str(n) for n in lesson.requires)))
+        plan_text = f"*{' · '.join(plan)}*\n\n" if plan else ""
+        self.intro.object = plan_text + L.render_lesson_text(lesson, lesson.intro)
         goals = "\n".join(f"- {L.render_lesson_text(lesson, g)}" for g in lesson.goals)
         self.goals.object = f"**{L.ui(lang, 'goals')}**\n\n{goals}"
         self.step_title.object = f"### {L.ui(lang, 'step_title', i=self.step, title=step.title)}"

@@ -1,6 +1,6 @@
 """Every word of the interface, in English and Simplified Chinese: key -> {"en": ..., "zh": ...}.
 
-Technical symbols (Y = X·W, dW = Xᵀ·dY, ws/os/is, fp32/int8, MAC, PE, SRAM, DRAM) are the same
+Technical symbols (Y = X·W, dW = Xᵀ·dZ, ws/os/is, fp32/int8, MAC, PE, SRAM, DRAM) are the same
 in both languages. tests/test_i18n.py checks that both languages have every key and the same
 {placeholders}.
 """
@@ -40,8 +40,8 @@ STRINGS: dict[str, dict[str, str]] = {
     "lesson.done": _e("End of the lesson: choose the next one above.", "本课结束：请在上方选择下一课。"),
     "lesson.yes": _e("yes", "是"),
     "lesson.no": _e("no", "否"),
-    "lesson.memory": _e("memory-bound", "受内存带宽限制"),
-    "lesson.compute": _e("compute-bound", "受计算能力限制"),
+    "lesson.memory": _e("memory-bound", "访存受限"),
+    "lesson.compute": _e("compute-bound", "计算受限"),
     "lesson.step_title": _e("Step {i}: {title}", "第 {i} 步：{title}"),
     "lesson.unknown_lang": _e("lang={value} was ignored: must be one of {allowed}.",
                               "lang={value} 已忽略：只能是 {allowed}。"),
@@ -57,6 +57,10 @@ STRINGS: dict[str, dict[str, str]] = {
     "lesson.op_label": _e("layer {layer} {direction} {name}", "第 {layer} 层{direction} {name}"),
     "lesson.op_missing": _e("The step shows {op}, which this network does not compute; the first GEMM is shown.",
                             "这一步要显示 {op}，但这个网络不计算它；显示第一个矩阵乘法。"),
+    # lessons, second edition: tempting answers, the teacher's plan
+    "lesson.tempting": _e("Why “{given}” is tempting:", "为什么容易答“{given}”："),
+    "lesson.minutes": _e("about {minutes} min of class", "约 {minutes} 分钟课时"),
+    "lesson.requires": _e("after lessons {numbers}", "先学第 {numbers} 课"),
 
     # ----- shared words -----
     "list_sep": _e(", ", "、"),
@@ -116,6 +120,12 @@ STRINGS: dict[str, dict[str, str]] = {
     "dash.reset_notice": _e("The network was reset because {names} changed.", "{names}已改变，网络已重置。"),
     "url.unknown_keys": _e("{n} unknown settings in the link were ignored ({some}, …).",
                            "链接中的 {n} 个未知设置已忽略（{some}，…）。"),
+    "url.no_mnist": _e("dataset=mnist was ignored: this server has no MNIST files (start it with --mnist-dir DIR or "
+                       "set {env}); the default was kept.",
+                       "dataset=mnist 已忽略：本服务器没有 MNIST 文件（用 --mnist-dir DIR 启动或设置 {env}）；保留了默认值。"),
+    "url.cnn_needs_images": _e("model=cnn was ignored: a CNN needs an image data set (digits or MNIST), not "
+                               "{dataset}; the MLP was kept.",
+                               "model=cnn 已忽略：卷积网络需要图像数据集（digits 或 MNIST），而不是 {dataset}；保留了 MLP。"),
     "url.unknown_key": _e("Unknown setting “{key}” in the link was ignored.", "链接中的未知设置“{key}”已忽略。"),
     "url.bad_value": _e("{key}={value} was ignored: {reason}; the default was kept.",
                          "{key}={value} 已忽略：{reason}；保留了默认值。"),
@@ -175,6 +185,16 @@ STRINGS: dict[str, dict[str, str]] = {
     "dataset.gauss": _e("gauss", "高斯簇 (gauss)"),
     "dataset.spiral": _e("spiral", "螺旋 (spiral)"),
     "dataset.moons": _e("moons", "双月 (moons)"),
+    "dataset.mnist": _e("MNIST (28×28)", "MNIST 手写数字 (28×28)"),
+    "dataset.mnist_missing": _e("MNIST: not installed — start the server with --mnist-dir DIR",
+                                "MNIST：未安装——用 --mnist-dir DIR 启动服务器"),
+    "model.mlp": _e("MLP (dense layers)", "多层感知机 MLP（全连接层）"),
+    "model.cnn": _e("CNN (conv → pool → dense)", "卷积网络 CNN（卷积 → 池化 → 全连接）"),
+    "ctl.seed_preset": _e("The seed article's network: 784-64-64-10, Adam", "原文的网络：784-64-64-10，Adam"),
+    "ctl.cost": _e("one step: {cycles} cycles · {energy} · {time} at {clock} MHz; one epoch ({steps} steps): "
+                   "{epoch_energy} · {epoch_time}",
+                   "一步：{cycles} 个周期 · {energy} · {clock} MHz 下 {time}；一轮（{steps} 步）：{epoch_energy} · "
+                   "{epoch_time}"),
     "act.relu": _e("relu", "relu"),
     "act.tanh": _e("tanh", "tanh"),
     "act.sigmoid": _e("sigmoid", "sigmoid"),
@@ -186,6 +206,9 @@ STRINGS: dict[str, dict[str, str]] = {
     "dataflow.os": _e("output-stationary (os)", "输出固定 (os)"),
     "dataflow.is": _e("input-stationary (is)", "输入固定 (is)"),
     "param.dataset": _e("dataset", "数据集"),
+    "param.model": _e("network type", "网络类型"),
+    "param.filters": _e("conv filters", "卷积核个数"),
+    "param.kernel": _e("kernel size", "卷积核大小"),
     "param.hidden_layers": _e("hidden layers", "隐藏层数"),
     "param.width1": _e("layer 1 units", "第 1 层单元数"),
     "param.width2": _e("layer 2 units", "第 2 层单元数"),
@@ -194,6 +217,27 @@ STRINGS: dict[str, dict[str, str]] = {
     "param.activation": _e("activation", "激活函数"),
     "param.seed": _e("seed", "随机种子"),
     "param.noise": _e("noise", "噪声"),
+
+    # ----- the convolution view (chipviz/app/conv_view.py) -----
+    "conv.input": _e("image 1", "第 1 张图"),
+    "conv.kernels": _e("kernels {k}", "卷积核 {k}"),
+    "conv.maps": _e("feature maps", "特征图"),
+    "conv.a_rows": _e("A = im2col: {m} windows × {k} taps", "A = im2col：{m} 个窗口 × {k} 个抽头"),
+    "conv.b": _e("B = W: {k}×{n}", "B = W：{k}×{n}"),
+    "conv.tip_pixel": _e("pixel ({y}, {x}) = {v}", "像素 ({y}, {x}) = {v}"),
+    "conv.tip_weight": _e("kernel {f}, tap ({y}, {x}) = {v}", "卷积核 {f}，抽头 ({y}, {x}) = {v}"),
+    "conv.tip_output": _e("feature map {f}, pixel ({y}, {x}) = {v} (before the activation)",
+                          "特征图 {f}，像素 ({y}, {x}) = {v}（激活前）"),
+    "conv.tip_a": _e("A[{r}, {c}] = {v}: window {r}, tap {c}", "A[{r}, {c}] = {v}：窗口 {r}，抽头 {c}"),
+    "conv.tip_b": _e("B[{r}, {c}] = {v}: tap {r} of kernel {c}", "B[{r}, {c}] = {v}：卷积核 {c} 的抽头 {r}"),
+    "conv.pixel": _e("input pixel ({y}, {x})", "输入像素 ({y}, {x})"),
+    "conv.padding": _e("a padding zero (outside the image)", "填充的零（图像之外）"),
+    "conv.says": _e("**Layer {layer} · {phase}:** A[{m}, {k}] · B[{k}, {n}] = {a} × {b}. Row {m} of A is the {window} "
+                    "window of output pixel ({oy}, {ox}) in image {image}; column {k} is tap ({ty}, {tx}), here "
+                    "{pixel}; kernel {f}. Click a PE to see what it multiplies; click a kernel tap to find its PEs.",
+                    "**第 {layer} 层 · {phase}：** A[{m}, {k}] · B[{k}, {n}] = {a} × {b}。A 的第 {m} 行是第 {image} 张图"
+                    "输出像素 ({oy}, {ox}) 的 {window} 窗口；第 {k} 列是抽头 ({ty}, {tx})，此处为{pixel}；卷积核 {f}。"
+                    "点击一个 PE 查看它在乘什么；点击卷积核的抽头找到存放它的 PE。"),
 
     # ----- the network view -----
     "net.input": _e("input", "输入层"),
@@ -271,11 +315,11 @@ STRINGS: dict[str, dict[str, str]] = {
     "wm.note_is_streams": _e("It holds no weight: it keeps {what}[{c}, {r}] (batch sample {c}) and the weights "
                              "pass through, one per cycle.",
                              "它不存放权重：它保存 {what}[{c}, {r}]（批次中的样本 {c}），权重从它这里流过，每个周期一个。"),
-    "wm.note_os_accumulates": _e("It sums X[b, {r}]·dY[b, {c}] over the batch (b = 0…{last}).",
-                                 "它对整个批次累加 X[b, {r}]·dY[b, {c}]（b = 0…{last}）。"),
-    "wm.note_ws_sums": _e("It holds dY[{r}, {c}] (batch sample {r}) and adds its share of each gradient in "
+    "wm.note_os_accumulates": _e("It sums X[b, {r}]·dZ[b, {c}] over the batch (b = 0…{last}).",
+                                 "它对整个批次累加 X[b, {r}]·dZ[b, {c}]（b = 0…{last}）。"),
+    "wm.note_ws_sums": _e("It holds dZ[{r}, {c}] (batch sample {r}) and adds its share of each gradient in "
                           "column {c} of dW.",
-                          "它存放 dY[{r}, {c}]（批次中的样本 {r}），并为 dW 第 {c} 列的每个梯度加上自己的一份。"),
+                          "它存放 dZ[{r}, {c}]（批次中的样本 {r}），并为 dW 第 {c} 列的每个梯度加上自己的一份。"),
     "wm.note_is_sums": _e("It holds X[{r}, {c}] (batch sample {r}, input unit {c}) and adds its share of each "
                           "gradient in row {c} of dW.",
                           "它存放 X[{r}, {c}]（批次中的样本 {r}，输入单元 {c}），并为 dW 第 {c} 行的每个梯度加上自己的一份。"),

@@ -12,6 +12,8 @@ A lesson is one file per language, ``lessons/<lang>/NN-slug.md``::
     ```toml                                  <- optional: the lesson's starting state
     dataset = "xor"
     lock = ["dataset"]
+    minutes = 30                             <- the teacher's plan: class time, lessons to do first
+    requires = [1, 2]
     ```
 
     ## Goals                                 <- or 学习目标: a bullet list
@@ -27,6 +29,8 @@ A lesson is one file per language, ``lessons/<lang>/NN-slug.md``::
     train_steps = 200
     hide = ["lr"]
     lock = ["rows", "cols"]
+    tab = "roofline"                         <- the plot tab opened (boundary, descent, utilization, energy,
+    pace = "every"                              roofline); the animation's pace (tour, every)
 
     [question]                               <- optional "predict, then run"
     type = "number"
@@ -37,6 +41,8 @@ A lesson is one file per language, ``lessons/<lang>/NN-slug.md``::
     ### Look                                 <- or 观察: what to look at
     ### Question                             <- or 问题: the prompt (required with [question])
     ### Explanation                          <- or 解释: shown after an answer, right or wrong
+    ### Tempting answers                     <- or 常见误答: '- answer: why a student might give it', shown
+                                                before the explanation to a student who gave that wrong answer
 
     ## Exercises                             <- or 练习: for the teacher
     ### A title
@@ -72,14 +78,14 @@ Everything the app and the tests use is re-exported here: ``from chipviz import 
 from __future__ import annotations
 
 from .answers import (AnswerContext, Feedback, check_answer, expected_answer, format_expected, parse_number,
-                      tolerance_of)
+                      tempting_text, tolerance_of)
 from .apply import Applied, apply_step
 from .check import check_lesson, main
 from .common import LANGUAGES, SETTING_KEYS, UI, notice, ui
 from .common import _key as _key  # used by the tests
 from .links import LESSON_KEYS, lesson_query, lesson_state_from_query
 from .measures import MEASURES, Measure, Query, find_op, format_value, measure_value, op_label, trained
-from .model import Exercise, Lesson, LessonError, Question, Step, View
+from .model import PACES, PLOT_TABS, Exercise, Lesson, LessonError, Question, Step, View
 from .parser import LESSONS_DIR, QUESTION_KEYS, cached_lessons, lesson_files, load_lesson, load_lessons, parse_lesson
 from .parser import _display_path as _display_path  # used by the tests
 from .placeholders import placeholders_in, render, render_lesson_text, render_step, resolve_placeholder
@@ -90,14 +96,14 @@ __all__ = [
     # measures
     "MEASURES", "Measure", "Query", "measure_value", "trained", "find_op", "op_label", "format_value",
     # model
-    "Lesson", "Step", "View", "Question", "Exercise", "LessonError",
+    "Lesson", "Step", "View", "Question", "Exercise", "LessonError", "PLOT_TABS", "PACES",
     # placeholders
     "placeholders_in", "resolve_placeholder", "render", "render_step", "render_lesson_text",
     # parser
     "LESSONS_DIR", "QUESTION_KEYS", "parse_lesson", "load_lesson", "lesson_files", "load_lessons", "cached_lessons",
     # answers
     "Feedback", "AnswerContext", "expected_answer", "parse_number", "tolerance_of", "format_expected",
-    "check_answer",
+    "check_answer", "tempting_text",
     # apply
     "Applied", "apply_step",
     # links

@@ -2,13 +2,11 @@
 from __future__ import annotations
 
 import math
-import re
-import unicodedata
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from ..chip import Mapping
-from .common import SETTING_KEYS, chip_config, ui
+from .common import SETTING_KEYS, chip_config, parse_number, ui
 from .measures import find_op, format_value, measure_value
 from .model import Question
 from .placeholders import render
@@ -81,20 +79,6 @@ def _live_value(question: Question, context: AnswerContext | None):
     return measure.fn(stats, Mapping.of(stats.m, stats.k, stats.n, config))
 
 
-def parse_number(text: str) -> float | None:
-    """A number typed by a student: '14', ' 1,746 ', '28.6%', '１４', '3.2 cycles'; None if not one."""
-    t = unicodedata.normalize("NFKC", str(text)).strip()
-    t = t.replace("−", "-").replace("％", "%")
-    match = re.fullmatch(r"([-+]?(?:\d{1,3}(?:,\d{3})+|\d+)?(?:\.\d+)?(?:[eE][-+]?\d+)?)\s*%?\s*[^\d\s.,%]*", t)
-    if not match or not re.search(r"\d", match.group(1)):
-        return None
-    try:
-        value = float(match.group(1).replace(",", ""))
-    except ValueError:
-        return None
-    return value if math.isfinite(value) else None
-
-
 def tolerance_of(question: Question, expected: float) -> float:
     """Absolute tolerance: the question's, else exact for whole-number measures, else 1% (0.5 points for %)."""
     if question.tolerance is not None or question.rel_tolerance is not None:
@@ -154,4 +138,24 @@ def check_answer(question: Question, answer_text, context: AnswerContext | None 
                                                                           expected=shown)
     step_settings = dict(question.query.settings)
     explanation = render(question.explanation, step_settings, lang, question.query.op, question.query.steps)
+    why = tempting_text(question, text) if not correct else None
+    if why is not None:
+        why = render(why, step_settings, lang, question.query.op, question.query.steps)
+        explanation = f"*{ui(lang, 'tempting', given=given)}* {why}\n\n{explanation}"
     return Feedback(bool(correct), expected, f"**{verdict}** {detail}\n\n{explanation}".rstrip())
+
+
+def tempting_text(question: Question, answer_text) -> str | None:
+    """The lesson's explanation for this (wrong) answer, if it lists it among the tempting ones."""
+    if not question.tempting:
+        return None
+    text = "" if answer_text is None else str(answer_text).strip()
+    if question.kind == "choice":
+        return question.tempting.get(text)
+    value = parse_number(text)
+    if value is None:
+        return None
+    for key, why in question.tempting.items():
+        if abs(value - key) <= tolerance_of(question, key) + 1e-9 * max(1.0, abs(key)):
+            return why
+    return None

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from .answers import expected_answer
+from .answers import check_answer, expected_answer
 from .common import LANGUAGES
 from .model import Lesson, LessonError
 from .parser import _display_path, load_lesson, load_lessons
@@ -24,8 +24,14 @@ def check_lesson(lesson: Lesson) -> list[str]:
         texts += [(t, *ctx) for t in (step.text, step.look)]
         if step.question:
             texts += [(t, *ctx) for t in (step.question.prompt, step.question.explanation)]
+            texts += [(t, *ctx) for t in step.question.tempting.values()]
             try:
                 expected = expected_answer(step.question)
+                for answer in step.question.tempting:
+                    given = answer if isinstance(answer, str) else repr(float(answer))
+                    if check_answer(step.question, given).correct:
+                        problems.append(f"{step.source_file}:{step.question.line}: the tempting answer {answer!r} "
+                                        f"is right: the simulator answers {expected!r}")
                 if step.question.kind == "choice":
                     got = set(expected) if isinstance(expected, tuple) else {expected}
                     if not got <= set(step.question.choices):

@@ -5,6 +5,9 @@ The bottom of the package: it imports nothing from chipviz.lessons.
 """
 from __future__ import annotations
 
+import math
+import re
+import unicodedata
 from typing import Any
 
 from .. import i18n, settings
@@ -64,3 +67,17 @@ def _close(word: str, allowed) -> str:
 
     match = difflib.get_close_matches(word, list(allowed), n=1)
     return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+def parse_number(text: str) -> float | None:
+    """A number typed by a student: '14', ' 1,746 ', '28.6%', '１４', '3.2 cycles'; None if not one."""
+    t = unicodedata.normalize("NFKC", str(text)).strip()
+    t = t.replace("−", "-").replace("％", "%")
+    match = re.fullmatch(r"([-+]?(?:\d{1,3}(?:,\d{3})+|\d+)?(?:\.\d+)?(?:[eE][-+]?\d+)?)\s*%?\s*[^\d\s.,%]*", t)
+    if not match or not re.search(r"\d", match.group(1)):
+        return None
+    try:
+        value = float(match.group(1).replace(",", ""))
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None

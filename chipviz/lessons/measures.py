@@ -4,6 +4,7 @@ shows it. A Query names one measurement fully; measure_value answers it (cached)
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -13,6 +14,7 @@ import numpy as np
 
 from ..chip import Mapping, analyze, gemm
 from ..chip import trace as chip_trace
+from ..data import Dataset
 from .. import i18n
 from ..nn.phases import FORWARD, PHASE_TABLE
 from ..nn.trainer import Diverged, Trainer
@@ -29,7 +31,8 @@ OP_REF = re.compile(rf"^L([1-9])\.({'|'.join(OP_PHASE)})$")
 @dataclass(frozen=True)
 class Measure:
     name: str
-    kind: str  # gemm: a GEMM on the chip; trace: the same, cycle by cycle; net: a training run; chip: the chip
+    kind: str  # gemm: a GEMM on the chip; trace: the same, cycle by cycle; net: a training run; chip: the chip;
+    # mnist: one training step of the settings' network on MNIST's shape (no data needed)
     fmt: str  # int, float, percent, text
     decimals: int
     unit_en: str
@@ -84,6 +87,8 @@ for _name, _fmt, _dec, _ue, _uz, _doc, _get in [
     ("sram_reads", "int", 0, "reads", "次读取", "operand reads from SRAM", lambda s, mp: s.sram_reads),
     ("sram_writes", "int", 0, "writes", "次写入", "output (partial-sum) writes to SRAM", lambda s, mp: s.sram_writes),
     ("register_hops", "int", 0, "hops", "次传递", "values passed from PE to PE", lambda s, mp: s.register_hops),
+    ("tops_per_watt", "float", 2, "TOPS/W", "TOPS/W", "operations per joule, in 10¹² (a MAC is 2 operations)",
+     lambda s, mp: 2 * s.macs / s.energy_pj["total"]),
     ("arithmetic_intensity", "float", 2, "MACs/byte", "次乘累加/字节", "MACs per DRAM byte",
      lambda s, mp: s.arithmetic_intensity),
     ("attainable_macs_per_cycle", "float", 1, "MACs/cycle", "次乘累加/周期", "the roofline's bound",
@@ -153,6 +158,65 @@ for _name, _fmt, _dec, _ue, _uz, _doc, _get in [
     ("train_loss", "float", 3, "", "", "loss of the last training batch", lambda t: t.last.loss),
 ]:
     MEASURES[_name] = Measure(_name, "net", _fmt, _dec, _ue, _uz, _get, _doc)
+
+def _step_seconds(t):
+    return _phase_sum(t.last, ("forward", "backward_data", "backward_weights", "update"), "seconds")
+
+
+def _step_utilization(t):
+    """The step's MACs over (its cycles × PEs): vector-unit cycles count as idle PE-cycles."""
+    macs = _phase_sum(t.last, ("forward", "backward_data", "backward_weights", "update"), "macs")
+    return 100 * macs / (t.last.cycles * t.chip.pes)
+
+
+for _name, _fmt, _dec, _ue, _uz, _doc, _get in [
+    ("step_utilization", "percent", 1, "", "", "MACs of one training step / (its cycles × PEs)", _step_utilization),
+    ("steps_per_epoch", "int", 0, "steps", "步", "training steps (weight updates) in one pass over the training split",
+     lambda t: t.steps_per_epoch),
+    ("epoch_time_ms", "float", 2, "ms", "毫秒", "time of one epoch: one step's time × steps per epoch",
+     lambda t: _step_seconds(t) * t.steps_per_epoch * 1e3),
+    ("epoch_energy_mj", "float", 2, "mJ", "mJ", "energy of one epoch: one step's energy × steps per epoch",
+     lambda t: t.last.energy_pj * t.steps_per_epoch / 1e9),
+]:
+    MEASURES[_name] = Measure(_name, "net", _fmt, _dec, _ue, _uz, _get, _doc)
+
+# The seed article's network trained on MNIST's shape (784 inputs, 10 classes, 60,000 training images):
+# the step's hidden layers, optimizer, batch and chip, on synthetic inputs (a step's cost does not
+# depend on the values), so the lesson needs no MNIST files.
+MNIST_INPUTS, MNIST_CLASSES, MNIST_TRAIN_IMAGES = 784, 10, 60_000
+USD_PER_KWH = 0.15  # an assumed electricity price, stated in the lessons that use it
+
+
+def _mnist_epoch_steps(t):
+    return math.ceil(MNIST_TRAIN_IMAGES / t.settings.batch_size)
+
+
+for _name, _fmt, _dec, _ue, _uz, _doc, _get in [
+    ("mnist_params", "int", 0, "parameters", "个参数", "weights and biases of the network on MNIST's shape",
+     lambda t: int(sum(p.size for p in t.net.params))),
+    ("mnist_step_cycles", "int", 0, "cycles", "个周期", "cycles of one training step on MNIST's shape",
+     lambda t: t.last.cycles),
+    ("mnist_step_macs", "int", 0, "MACs", "次乘累加", "MACs of one training step on MNIST's shape",
+     lambda t: _phase_sum(t.last, ("forward", "backward_data", "backward_weights", "update"), "macs")),
+    ("mnist_step_utilization", "percent", 1, "", "", "MACs / (cycles × PEs) of one training step on MNIST's shape",
+     _step_utilization),
+    ("mnist_step_energy_uj", "float", 2, "µJ", "µJ", "energy of one training step on MNIST's shape",
+     lambda t: t.last.energy_pj / 1e6),
+    ("mnist_step_time_us", "float", 2, "µs", "微秒", "time of one training step on MNIST's shape",
+     lambda t: _step_seconds(t) * 1e6),
+    ("mnist_steps_per_epoch", "int", 0, "steps", "步", "training steps in one epoch of MNIST's 60,000 images",
+     _mnist_epoch_steps),
+    ("mnist_epoch_time_s", "float", 3, "s", "秒", "time of one MNIST epoch: step time × steps per epoch",
+     lambda t: _step_seconds(t) * _mnist_epoch_steps(t)),
+    ("mnist_epoch_energy_j", "float", 3, "J", "J", "energy of one MNIST epoch: step energy × steps per epoch",
+     lambda t: t.last.energy_pj * 1e-12 * _mnist_epoch_steps(t)),
+    ("mnist_epoch_kwh", "float", 9, "kWh", "千瓦时", "the same in kilowatt-hours (3.6 million joules each)",
+     lambda t: t.last.energy_pj * 1e-12 * _mnist_epoch_steps(t) / 3.6e6),
+    ("mnist_epoch_cost_usd", "float", 9, "USD", "美元",
+     f"the electricity of one MNIST epoch at {USD_PER_KWH} USD per kWh (an assumed price)",
+     lambda t: t.last.energy_pj * 1e-12 * _mnist_epoch_steps(t) / 3.6e6 * USD_PER_KWH),
+]:
+    MEASURES[_name] = Measure(_name, "mnist", _fmt, _dec, _ue, _uz, _get, _doc)
 
 MEASURES["diverged"] = Measure("diverged", "net", "text", 0, "", "", lambda t: "yes" if t.diverged else "no",
                                "whether training diverged (yes/no)")
@@ -236,6 +300,8 @@ def _measure_value(query: Query):
         return m.fn(chip_config(settings).with_(precision=settings["precision"]))
     if m.kind == "net":
         return m.fn(trained(query.settings, query.steps))
+    if m.kind == "mnist":
+        return m.fn(mnist_trained(query.settings))
     stats, mapping, operands = _gemm_of(query, settings, traced=m.kind == "trace")
     if m.kind == "gemm":
         return m.fn(stats, mapping)
@@ -292,6 +358,21 @@ def trained(settings: tuple, steps: int, keep_operands: bool = False) -> Trainer
     return trainer
 
 
+@lru_cache(maxsize=16)
+def mnist_trained(settings: tuple) -> Trainer:
+    """One training step of the settings' network on MNIST's shape (synthetic inputs, as above)."""
+    values = dict(settings)
+    values.setdefault("steps_per_second", 1)
+    rng = np.random.default_rng(0)
+    n = 256  # the largest batch a setting allows: one batch, whatever the batch size
+    data = Dataset("mnist-shaped", rng.random((n, MNIST_INPUTS), np.float32), rng.integers(0, MNIST_CLASSES, n),
+                   rng.random((MNIST_CLASSES, MNIST_INPUTS), np.float32), np.arange(MNIST_CLASSES),
+                   MNIST_CLASSES, None, "MNIST's shape, synthetic values")
+    trainer = Trainer(train_settings(values), chip_config(values), data=data)
+    trainer.step()
+    return trainer
+
+
 def find_op(ops, ref: str) -> int | None:
     """Index in a step's op list of the GEMM `ref` (e.g. "L2.dX"), or None."""
     match = OP_REF.match(ref)
@@ -305,7 +386,7 @@ def find_op(ops, ref: str) -> int | None:
 
 
 def op_label(ref: str):
-    """The GEMM `ref` (e.g. "L2.dX") in words, as a Message: "layer 2 backward dX = dY·Wᵀ"."""
+    """The GEMM `ref` (e.g. "L2.dX") in words, as a Message: "layer 2 backward dX = dZ·Wᵀ"."""
     match = OP_REF.match(ref)
     if not match:
         return ref
@@ -334,4 +415,4 @@ def format_value(measure: str, value, lang: str = "en", digits: int | None = Non
 
 SINGULAR = {"cycles": "cycle", "folds": "fold", "row folds": "row fold", "column folds": "column fold",
             "MACs": "MAC", "bytes": "byte", "reads": "read", "writes": "write", "hops": "hop", "PEs": "PE",
-            "GEMMs": "GEMM", "parameters": "parameter"}
+            "GEMMs": "GEMM", "parameters": "parameter", "steps": "step"}

@@ -20,6 +20,12 @@ class View:
     train_steps: int | None = None
     hide: tuple[str, ...] = ()
     lock: tuple[str, ...] = ()
+    tab: str | None = None  # the plot tab opened (PLOT_TABS)
+    pace: str | None = None  # the animation's pace: "tour" or "every"
+
+
+PLOT_TABS = ("boundary", "descent", "utilization", "energy", "roofline")  # the dashboard's plot tabs, in order
+PACES = ("tour", "every")
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,9 @@ class Question:
     line: int = 0
     source_file: str = ""
     bins: tuple[float, ...] = ()  # choice questions: limits between the choices' ranges
+    # tempting wrong answers, each with its own explanation: {choice: text} (choice questions) or
+    # {number: text} (number questions); shown before the explanation to a student who gave that answer
+    tempting: dict = field(default_factory=dict)
 
     @property
     def measure(self) -> Measure:
@@ -96,6 +105,8 @@ class Lesson:
     hide: tuple[str, ...]
     lock: tuple[str, ...]
     path: str
+    minutes: int | None = None  # class time the lesson needs (the teacher's plan)
+    requires: tuple[int, ...] = ()  # lessons to do first
 
     @property
     def slug(self) -> str:

@@ -6,15 +6,16 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import replace
 import re
 import tomllib
 from functools import lru_cache
 from pathlib import Path
 
 from ..data.digits import shipped_path
-from .common import LANGUAGES, SETTING_KEYS, _close, _key, convert_setting, default_settings
+from .common import LANGUAGES, SETTING_KEYS, _close, _key, convert_setting, default_settings, parse_number
 from .measures import MAX_TRAIN_STEPS, MEASURES, OP_REF, TEXT_MEASURES, Query
-from .model import Exercise, Lesson, LessonError, Question, Step, View
+from .model import PACES, PLOT_TABS, Exercise, Lesson, LessonError, Question, Step, View
 from .placeholders import placeholders_in, resolve_placeholder
 
 # CHIPVIZ_LESSONS overrides; else the repository's lessons/ (a checkout) or the copy a wheel installed
@@ -22,8 +23,8 @@ LESSONS_DIR = Path(os.environ["CHIPVIZ_LESSONS"]) if "CHIPVIZ_LESSONS" in os.env
 
 CHIP_KEYS = ("rows", "cols", "dataflow", "clock", "sram", "bw", "precision")
 NET_KEYS = ("dataset", "hidden", "w1", "w2", "w3", "w4", "act", "opt", "lr", "batch", "seed", "precision", "noise")
-VIEW_KEYS = ("op", "cycle", "train_steps", "hide", "lock")
-LESSON_BLOCK_KEYS = ("hide", "lock")
+VIEW_KEYS = ("op", "cycle", "train_steps", "hide", "lock", "tab", "pace")
+LESSON_BLOCK_KEYS = ("hide", "lock", "minutes", "requires")
 QUESTION_KEYS = ("type", "measure", "gemm", "op", "steps", "chip", "net", "source", "tolerance", "rel_tolerance",
                  "choices", "over", "choose", "bins", "minus", "divided_by")
 OVERRIDE_EXTRA = ("m", "k", "n", "steps", "op", "measure")
@@ -32,7 +33,8 @@ OVERRIDE_EXTRA = ("m", "k", "n", "steps", "op", "measure")
 SECTIONS = {"goals": ("goals", "learning goals", "学习目标", "目标"),
             "step": ("step", "步骤"),
             "exercises": ("exercises", "exercise", "练习", "教师练习")}
-SUBSECTIONS = {"look": ("look", "观察"), "question": ("question", "问题"), "explanation": ("explanation", "解释")}
+SUBSECTIONS = {"look": ("look", "观察"), "question": ("question", "问题"), "explanation": ("explanation", "解释"),
+               "tempting": ("tempting answers", "tempting", "常见误答")}
 ANSWER_LINE = re.compile(r"^\s*(\*\*)?\s*(answer|答案)\s*[:：]\s*(\*\*)?\s*", re.IGNORECASE)
 FENCE = re.compile(r"^\s*(```+|~~~+)\s*([A-Za-z0-9_-]*)\s*$")
 
@@ -67,6 +69,11 @@ class _Parser:
             table, start, block = intro_toml
             lesson_settings, extra = self._state(table, start, block, lesson_settings, LESSON_BLOCK_KEYS)
             hide, lock = extra.get("hide", ()), extra.get("lock", ())
+            minutes, requires = extra.get("minutes"), extra.get("requires", ())
+        else:
+            minutes, requires = None, ()
+        if number in requires:
+            raise self.error(intro_toml[1], f"requires = {list(requires)}: a lesson cannot require itself")
         self.lesson_settings = lesson_settings
         self._check_placeholders(intro_text, blocks["intro"], settings=lesson_settings)
         goals = self._goals(blocks["goals"]) if blocks["goals"] else None
@@ -83,7 +90,8 @@ class _Parser:
             raise self.error(title_line, "no steps: add at least one '## Step: title' (or '## 步骤：title') section")
         exercises = self._exercises(blocks["exercises"], blocks["exercises_line"]) if blocks["exercises_line"] else ()
         return Lesson(lesson_id, number, self.language, title, intro_text, tuple(goals), tuple(steps),
-                      tuple(exercises), lesson_settings, tuple(hide), tuple(lock), self.path)
+                      tuple(exercises), lesson_settings, tuple(hide), tuple(lock), self.path, minutes,
+                      tuple(requires))
 
     def _split(self) -> dict:
         """Cut the file into title, intro, goals, steps and exercises (lines keep their numbers)."""
@@ -233,6 +241,18 @@ class _Parser:
         return settings, view
 
     def _view_value(self, key: str, value, line: int):
+        if key == "minutes":
+            return self._whole(value, "minutes", line, 1, 600)
+        if key == "requires":
+            if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v < 100
+                                                      for v in value):
+                raise self.error(line, "requires must be a list of lesson numbers, e.g. [1, 2]")
+            return tuple(value)
+        if key in ("tab", "pace"):
+            allowed = PLOT_TABS if key == "tab" else PACES
+            if value not in allowed:
+                raise self.error(line, f"{key} = {value!r}: must be one of {', '.join(allowed)}")
+            return value
         if key in ("hide", "lock"):
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise self.error(line, f"{key} must be a list of control keys, e.g. [\"lr\", \"batch\"]")
@@ -288,7 +308,7 @@ class _Parser:
                 continue
             parts.setdefault(part, []).append((number, text))
         text, toml_block = self._body(parts["text"], allow_toml=True, what=f"step {index}")
-        for kind in ("look", "question", "explanation"):
+        for kind in ("look", "question", "explanation", "tempting"):
             if kind in parts:
                 for number, t in parts[kind]:
                     if FENCE.match(t) and FENCE.match(t).group(2).lower() == "toml":
@@ -297,7 +317,7 @@ class _Parser:
         settings, view = self._state(table, first, block, base, VIEW_KEYS + ("question",))
         state = {k: v for k, v in table.items() if k != "question"}
         vw = View(view.get("op"), view.get("cycle"), view.get("train_steps"), view.get("hide", ()),
-                  view.get("lock", ()))
+                  view.get("lock", ()), view.get("tab"), view.get("pace"))
         where = dict(settings=settings, op=vw.op, steps=vw.train_steps or 1)
         look = _join(parts.get("look", []))
         prompt_lines = parts.get("question", [])
@@ -317,8 +337,10 @@ class _Parser:
                 raise self.error(q_line, "this step has a [question] but no '### Explanation' (or '### 解释') "
                                          "section shown after the answer")
             question = self._question(q, q_line, block, prompt_lines, _join(parts["explanation"]), where)
-        elif "question" in parts or "explanation" in parts:
-            number = seen.get("question") or seen.get("explanation")
+            if "tempting" in parts:
+                question = self._tempting(question, parts["tempting"], seen["tempting"], where)
+        elif "question" in parts or "explanation" in parts or "tempting" in parts:
+            number = seen.get("question") or seen.get("explanation") or seen.get("tempting")
             raise self.error(number, "a question section without a [question] table in the step's ```toml block")
         for kind in ("look", "explanation"):
             self._check_placeholders(_join(parts.get(kind, [])), parts.get(kind, []), **where)
@@ -436,6 +458,40 @@ class _Parser:
         self._check_placeholders(prompt, prompt_lines, **where)
         return Question(kind, prompt, explanation, dict(q), query, self.language, choices, labels, over, choose,
                         minus, divided, tol, rel, source, q_line, self.where, bin_limits)
+
+    def _tempting(self, question: Question, lines, heading_line: int, where: dict) -> Question:
+        """The '### Tempting answers' section: list items '- answer: why a student might give it'."""
+        items = []
+        for number, line in lines:
+            item = re.match(r"^\s*[-*+]\s+`?([^`:：]+?)`?\s*[:：]\s*(.*)$", line)
+            if item:
+                items.append([number, item.group(1).strip(), [(number, item.group(2))]])
+            elif items and (line.startswith((" ", "\t")) or not line.strip()):
+                items[-1][2].append((number, line))
+            elif line.strip():
+                raise self.error(number, "tempting answers are a list: '- answer: why a student might give it', "
+                                         f"got {line.strip()[:40]!r}")
+        if not items:
+            raise self.error(heading_line, "a tempting-answers section with no '- answer: explanation' item")
+        tempting = {}
+        for number, key, text_lines in items:
+            if question.kind == "choice":
+                if key not in question.choices:
+                    raise self.error(number, f"tempting answer {key!r} is not one of the choices "
+                                             f"({', '.join(question.choices)})")
+                value = key
+            else:
+                value = parse_number(key)
+                if value is None:
+                    raise self.error(number, f"tempting answer {key!r} is not a number")
+            if value in tempting:
+                raise self.error(number, f"tempting answer {key!r} is given twice")
+            text = _join(text_lines)
+            if not text:
+                raise self.error(number, f"tempting answer {key!r} has no explanation")
+            self._check_placeholders(text, text_lines, **where)
+            tempting[value] = text
+        return replace(question, tempting=tempting)
 
     def _overrides(self, q, key, at, dims):
         if key not in q:

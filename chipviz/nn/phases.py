@@ -6,16 +6,16 @@ GEMMs per layer and the optimizer updates every parameter:
 | phase            | direction | GEMM C = A·B  | A   | B   | M      | K      | N      | W sits   |
 |------------------|-----------|---------------|-----|-----|--------|--------|--------|----------|
 | forward          | forward   | Y = X·W       | X   | W   | batch  | inputs | units  | as B     |
-| backward_data    | backward  | dX = dY·Wᵀ    | dY  | Wᵀ  | batch  | units  | inputs | as Bᵀ    |
-| backward_weights | backward  | dW = Xᵀ·dY    | Xᵀ  | dY  | inputs | batch  | units  | result C |
+| backward_data    | backward  | dX = dZ·Wᵀ    | dZ  | Wᵀ  | batch  | units  | inputs | as Bᵀ    |
+| backward_weights | backward  | dW = Xᵀ·dZ    | Xᵀ  | dZ  | inputs | batch  | units  | result C |
 | update           | update    | (vector unit) |     |     |        |        |        |          |
 
-(dY here is the gradient at the layer's pre-activation, dL/dZ.) A convolution layer
-(conv.py) runs the same three rows on its unrolled input, X = im2col(input) (chipviz.chip.conv):
-"batch" then counts batch × output pixels, "inputs" the window kh·kw·C and "units" the filters;
-col2im, which adds dX back onto the input pixels, and pooling run on the vector unit inside
-the backward_data and forward phases, so no phase row is added. The op names are those in
-`Operation.name`; the app and the lessons match them. The phase ids, in this order, are
+dZ = dL/dZ is the gradient at the layer's pre-activation Z = X·W + b (after the activation's
+derivative). A convolution layer (conv.py) runs the same three rows on its unrolled input,
+X = im2col(input) (chipviz.chip.conv): "batch" then counts batch × output pixels, "inputs" the
+window kh·kw·C and "units" the filters; col2im, which adds dX back onto the input pixels, and
+pooling run on the vector unit inside the backward_data and forward phases, so no phase row is
+added. The op names are those in `Operation.name`; the app and the lessons match them. The phase ids, in this order, are
 `PHASES`. On an int8 chip the GEMMs of the forward direction run on quantised operands (and
 their name gets INT8_SUFFIX); every other GEMM, and the vector unit, stays fp32.
 """
@@ -57,10 +57,10 @@ class Phase:
 
 FORWARD = Phase("forward", "forward", "Y = X·W", a="X", b="W", c="Y", m="batch", k="inputs", n="units",
                 weights="B", vector_op="+ b, {f}")
-BACKWARD_DATA = Phase("backward_data", "backward", "dX = dY·Wᵀ", a="dY", b="Wᵀ", c="dX", m="batch", k="units",
+BACKWARD_DATA = Phase("backward_data", "backward", "dX = dZ·Wᵀ", a="dZ", b="Wᵀ", c="dX", m="batch", k="units",
                       n="inputs", weights="Bᵀ", vector_op="× {f}′", first_layer=False)
-BACKWARD_WEIGHTS = Phase("backward_weights", "backward", "dW = Xᵀ·dY", a="Xᵀ", b="dY", c="dW", m="inputs",
-                         k="batch", n="units", weights="C", vector_op="db = Σ dY")
+BACKWARD_WEIGHTS = Phase("backward_weights", "backward", "dW = Xᵀ·dZ", a="Xᵀ", b="dZ", c="dW", m="inputs",
+                         k="batch", n="units", weights="C", vector_op="db = Σ dZ")
 UPDATE = Phase("update", "update", None, a=None, b=None, c=None, m=None, k=None, n=None, weights=None,
                vector_op="{optimizer} update")
 

@@ -1,7 +1,7 @@
 """Training on the chip: one step is a schedule of chip operations, in order —
 
 per layer the forward GEMM X·W with bias and activation on the vector unit; the loss; per
-layer, backwards, dW = Xᵀ·dY with the bias gradient and dX = dY·Wᵀ with the activation's
+layer, backwards, dW = Xᵀ·dZ with the bias gradient and dX = dZ·Wᵀ with the activation's
 derivative; then the optimizer's update on the vector unit (the phases are phases.py's).
 Every step reports its cycles, MACs, utilisation, energy and time per layer and per phase.
 

@@ -86,10 +86,10 @@ def test_walk_a_lesson_answering_wrong_and_right(browser, lesson_app, artifacts,
 def test_teacher_link_opens_a_step_in_chinese_with_controls_hidden_and_locked(browser, lesson_app, artifacts,
                                                                                page_errors, open_sidebar):
     expect = _expect()
-    lesson = L.load_lessons("zh")[2]
+    lesson = L.load_lessons("zh")[3]
     page = browser.new_page(viewport={"width": 1700, "height": 1300})
     errors = page_errors(page)
-    page.goto(f"{lesson_app}?lesson=3&step=2&lang=zh&hide=lr,batch&lock=rows,cols")
+    page.goto(f"{lesson_app}?lesson=4&step=2&lang=zh&hide=lr,batch&lock=rows,cols")
     expect(page.get_by_text(L.ui("zh", "step_of", i=2, n=len(lesson.steps)))).to_be_visible(timeout=TIMEOUT)
     expect(page.get_by_text(L.ui("zh", "step_title", i=2, title=lesson.steps[1].title))).to_be_visible(
         timeout=TIMEOUT)
@@ -115,7 +115,7 @@ def test_teacher_link_opens_a_step_in_chinese_with_controls_hidden_and_locked(br
     expect(page.get_by_text(re.compile(r"第 1 层 · 前向传播")).first).to_be_visible(timeout=TIMEOUT)
     page.screenshot(path=str(artifacts / "lesson-05-teacher-link-zh.png"), full_page=True)
     page.get_by_role("button", name="EN", exact=True).click()  # the language switch
-    english = L.load_lessons("en")[2]
+    english = L.load_lessons("en")[3]
     expect(page.get_by_text(f"Step 2 of {len(lesson.steps)}")).to_be_visible(timeout=TIMEOUT)
     expect(page.get_by_text(f"Step 2: {english.steps[1].title}")).to_be_visible(timeout=TIMEOUT)
     expect(page.get_by_role("button", name=L.ui("en", "next"))).to_be_visible(timeout=TIMEOUT)

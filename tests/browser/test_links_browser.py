@@ -68,8 +68,8 @@ DEFAULT_FPS = _default_fps()
 IO_SIZES = {"digits": (64, 10)}  # inputs and classes; the 2-D toy sets have (2, 2)
 # each GEMM of a layer: (phase, the caption's direction word, name)
 GEMM_KINDS = {"forward": ("forward", "forward", "Y = X·W"),
-              "dX": ("backward_data", "backward", "dX = dY·Wᵀ"),
-              "dW": ("backward_weights", "backward", "dW = Xᵀ·dY")}
+              "dX": ("backward_data", "backward", "dX = dZ·Wᵀ"),
+              "dW": ("backward_weights", "backward", "dW = Xᵀ·dZ")}
 # A known Panel problem (holoviz/panel#7073, see test_sessions_browser.py): with several sessions
 # busy at once a page may get stylesheet links to Panel's CDN, which this offline machine cannot load.
 KNOWN_CONSOLE_NOISE = ("cdn.holoviz.org",)
@@ -134,7 +134,7 @@ def layer_sizes(settings: dict) -> list[int]:
 
 
 def gemm_shape(sizes: list[int], batch: int, layer: int, kind: str) -> tuple[int, int, int]:
-    """(M, K, N) of C = A·B for layer `layer`'s forward Y = X·W, dX = dY·Wᵀ or dW = Xᵀ·dY."""
+    """(M, K, N) of C = A·B for layer `layer`'s forward Y = X·W, dX = dZ·Wᵀ or dW = Xᵀ·dZ."""
     fan_in, fan_out = sizes[layer - 1], sizes[layer]
     return {"forward": (batch, fan_in, fan_out), "dX": (batch, fan_out, fan_in),
             "dW": (fan_in, batch, fan_out)}[kind]
