@@ -1264,6 +1264,9 @@ def _add_serve(subparsers) -> None:
                         "repeat for several (default: localhost:PORT)")
     p.add_argument("--num-procs", type=_integer, default=None, metavar="N",
                    help="server processes sharing the port, each with its own tabs (default 1)")
+    p.add_argument("--mnist-dir", default=None, metavar="DIR",
+                   help="folder with MNIST's four IDX files: the dashboard then offers MNIST and the seed article's "
+                        "784-64-64-10 network (sets CHIPVIZ_MNIST_DIR for the server)")
     p.set_defaults(run=_run_serve)
 
 
@@ -1328,6 +1331,16 @@ def _origin(text: str) -> str:
 
 def _run_serve(args: argparse.Namespace) -> int:
     command = serve_command(args)
+    if getattr(args, "mnist_dir", None) is not None:
+        if not os.path.isdir(args.mnist_dir):
+            raise UsageError(f"argument --mnist-dir: {args.mnist_dir!r} is not a folder")
+        from .data.mnist import load_mnist
+
+        try:  # read it once now, so a wrong folder is reported here and not in every tab
+            load_mnist(args.mnist_dir)
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"argument --mnist-dir: {exc}") from None
+        os.environ["CHIPVIZ_MNIST_DIR"] = os.path.abspath(args.mnist_dir)
     sys.stdout.flush()
     sys.stderr.flush()
     if os.name == "posix":
@@ -1351,7 +1364,13 @@ def run_server(command: list[str]) -> int:
         raise
 
 
-SUBCOMMANDS = [_add_gemm, _add_train, _add_animate, _add_serve]
+def _add_sweep(subparsers) -> None:
+    from .sweep.cli import add_parser  # light: numpy, Dask and pyarrow load only when a sweep runs
+
+    add_parser(subparsers)
+
+
+SUBCOMMANDS = [_add_gemm, _add_train, _add_animate, _add_serve, _add_sweep]
 
 if __name__ == "__main__":
     sys.exit(main())

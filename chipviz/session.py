@@ -46,7 +46,13 @@ class Snapshot:
     update: tuple | None = field(default=None, repr=False)  # (params before, gradients) of the last step
     optimizer: str = "adam"
     lr: float = 0.01
-    operands: tuple = field(default=(), repr=False)  # per op of the report: (A, B, chip) of a GEMM, or None
+    operands: tuple = field(default=(), repr=False)  # per op of the report: Operands of a GEMM, or None
+    sizes: tuple = ()  # the network's layers as written ("64", "conv3x3x8", "pool2", ...), input first
+    conv: tuple = ()  # (layer number, ConvGeometry) of each convolution layer (a CNN; none in an MLP)
+
+    def geometry(self, layer: int):
+        """The ConvGeometry of layer `layer` (1-based, as operations number them), or None."""
+        return dict(self.conv).get(layer)
 
     def gemm_indices(self) -> list[int]:
         """Indices (in report.ops) of the step's matrix multiplies, in the order they ran."""
@@ -75,7 +81,11 @@ class TrainingSession(SessionSettings):
     diverged = param.Parameter(default=None, doc="a Message saying why training diverged, or None")
 
     def __init__(self, **params):
+        if params.get("dataset") == "mnist" and settings.mnist_dir() is None:
+            raise ValueError(f"dataset 'mnist' needs MNIST's files: set {settings.MNIST_ENV} to their folder")
         super().__init__(**params)
+        if settings.mnist_dir() is None:  # this server has no MNIST files: the session cannot choose it
+            self.param.dataset.objects = [d for d in self.param.dataset.objects if d != "mnist"]
         self.lock = threading.RLock()
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
@@ -84,6 +94,7 @@ class TrainingSession(SessionSettings):
         self._announce = True
         self._test = (float("nan"), float("nan"))
         self.build()
+        self.param.watch(self._keep_coherent, ["model", "dataset"])  # before the rebuild: one network, coherent
         self.param.watch(self._on_reset_setting, list(settings.NETWORK))
         self.param.watch(self._on_live_setting, list(settings.LIVE))
 
@@ -123,6 +134,7 @@ class TrainingSession(SessionSettings):
         """(Re)create the network from the settings: step 0, fresh weights."""
         with self.lock:
             self.trainer = Trainer(self.settings(), self.chip_config(), keep_operands=True)
+            self._built = self._network_values()
             self._trajectory.clear()
             self._trajectory.append(self._flat_params())
             self._test = self.trainer.record_evaluation()
@@ -139,7 +151,19 @@ class TrainingSession(SessionSettings):
     def _reset_notice(self, names) -> Message:
         return Message("dash.reset_notice", names=[Message(f"param.{n}") for n in names])
 
+    def _keep_coherent(self, *events):
+        """A CNN needs an image data set: fix the other setting."""
+        changed = tuple(e.name for e in events)
+        fix = settings.coherent(self.values(), changed)
+        if fix:
+            self.param.update(**fix)
+
+    def _network_values(self) -> dict:
+        return {name: getattr(self, name) for name in settings.NETWORK}
+
     def _on_reset_setting(self, *events):
+        if self._network_values() == self._built:  # a fix above already rebuilt it, or it was undone
+            return
         names = [e.name for e in events]
         with self.lock:
             if self.running:
@@ -243,7 +267,10 @@ class TrainingSession(SessionSettings):
             totals={p: dict(v) for p, v in t.totals.items()}, test_loss=self._test[0],
             test_accuracy=self._test[1], trajectory=tuple(self._trajectory), update=t.last_update,
             optimizer=t.optimizer.name, lr=t.optimizer.lr,
-            operands=tuple(t.runner.operands) if t.last is not None and self._report_chip is not None else ())
+            operands=tuple(t.runner.operands) if t.last is not None and self._report_chip is not None else (),
+            sizes=tuple(map(str, t.net.sizes)),
+            conv=tuple((number, layer.geometry) for number, layer in enumerate(getattr(t.net, "layers", ()), 1)
+                       if hasattr(layer, "geometry")))
 
     # ----- what the views ask for -----
     def operations(self) -> list[Operation]:

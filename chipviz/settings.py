@@ -18,6 +18,7 @@ what is allowed. No panel import: tested headless.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +31,10 @@ from .nn.activations import ACTIVATIONS
 from .nn.optimizers import OPTIMIZERS
 from .nn.trainer import TrainSettings
 
-APP_DATASETS = ("digits",) + TOYS
+APP_DATASETS = ("digits", "mnist") + TOYS
+IMAGE_DATASETS = ("digits", "mnist")  # what a CNN can learn (the 2-D toys have no image)
+MNIST_ENV = "CHIPVIZ_MNIST_DIR"  # where the app finds MNIST's IDX files (`chipviz serve --mnist-dir` sets it)
+MODELS = ("mlp", "cnn")
 MAX_WIDTH = 512
 MAX_HIDDEN_LAYERS = 4
 MAX_TEXT = 200  # longest string value a link may set
@@ -81,8 +85,12 @@ _RUN, _CHIP = TrainSettings(), ChipConfig()
 SETTINGS: tuple[Setting, ...] = (
     # the network and its data: a change rebuilds it
     Setting("dataset", "dataset", "network", _RUN.dataset, choices=APP_DATASETS, doc="data set trained on"),
+    Setting("model", "model", "network", "mlp", choices=MODELS,
+            doc="network: an MLP, or a CNN (a convolution, 2×2 max pooling, then the dense layers)"),
+    Setting("filters", "filters", "network", 8, 1, 32, doc="CNN: filters of the convolution"),
+    Setting("kernel", "kernel", "network", 3, 1, 7, doc="CNN: kernel size of the convolution (k×k, padding same)"),
     Setting("hidden_layers", "hidden", "network", len(_RUN.hidden), 0, MAX_HIDDEN_LAYERS,
-            doc="number of hidden layers"),
+            doc="number of hidden (dense) layers"),
     Setting("width1", "w1", "network", _RUN.hidden[0], 1, MAX_WIDTH, doc="units of hidden layer 1"),
     Setting("width2", "w2", "network", 16, 1, MAX_WIDTH, doc="units of hidden layer 2"),
     Setting("width3", "w3", "network", 16, 1, MAX_WIDTH, doc="units of hidden layer 3"),
@@ -233,6 +241,12 @@ def parse_query(query: dict) -> Link:
             link.notices.append(Message("url.bad_value", key=key, value=_short(text), reason=exc.reason))
             continue
         (link.view if setting.group == "view" else link.settings)[setting.name] = value
+    if link.settings.get("dataset") == "mnist" and mnist_dir() is None:
+        link.notices.append(Message("url.no_mnist", env=MNIST_ENV))
+        del link.settings["dataset"]
+    if link.settings.get("model") == "cnn" and link.settings.get("dataset", DEFAULTS["dataset"]) not in IMAGE_DATASETS:
+        link.notices.append(Message("url.cnn_needs_images", dataset=link.settings["dataset"]))
+        del link.settings["model"]
     if len(unknown) > MAX_NOTICED_KEYS:  # a link with thousands of keys: one notice, not thousands
         link.notices.append(Message("url.unknown_keys", n=f"{len(unknown):,}",
                                     some=", ".join(unknown[:MAX_NOTICED_KEYS])))
@@ -269,9 +283,31 @@ def values_of(target) -> dict:
 
 
 def hidden(values: dict) -> tuple[int, ...]:
-    """The hidden layers' widths the settings describe."""
+    """The hidden dense layers' widths the settings describe."""
     widths = tuple(values[f"width{i}"] for i in range(1, MAX_HIDDEN_LAYERS + 1))
     return widths[: values["hidden_layers"]]
+
+
+def conv_layers(values: dict) -> tuple[str, ...]:
+    """A CNN's layers before the dense ones, in chipviz.nn.conv's grammar (none for an MLP)."""
+    if values["model"] != "cnn":
+        return ()
+    k = values["kernel"]
+    return (f"conv{k}x{k}x{values['filters']}", "pool2")
+
+
+def mnist_dir() -> str | None:
+    """The folder with MNIST's IDX files this server was given (CHIPVIZ_MNIST_DIR), if any."""
+    folder = os.environ.get(MNIST_ENV, "").strip()
+    return folder if folder and os.path.isdir(folder) else None
+
+
+def coherent(values: dict, changed: tuple = ()) -> dict:
+    """The changes that keep settings meaningful together: a CNN needs an image data set, so
+    choosing a CNN on a 2-D toy switches to digits, and choosing a toy switches to the MLP."""
+    if values["model"] == "cnn" and values["dataset"] not in IMAGE_DATASETS:
+        return {"model": "mlp"} if "dataset" in changed and "model" not in changed else {"dataset": "digits"}
+    return {}
 
 
 def chip_config(values: dict) -> ChipConfig:
@@ -284,8 +320,9 @@ def chip_config(values: dict) -> ChipConfig:
 
 def train_settings(values: dict) -> TrainSettings:
     """The training run a session with these settings makes (the chip is configured apart)."""
-    return TrainSettings(dataset=values["dataset"], hidden=hidden(values), activation=values["activation"],
-                         optimizer=values["optimizer"], lr=values["lr"], batch_size=values["batch_size"],
-                         seed=values["seed"], noise=values["noise"])
+    return TrainSettings(dataset=values["dataset"], hidden=conv_layers(values) + hidden(values),
+                         activation=values["activation"], optimizer=values["optimizer"], lr=values["lr"],
+                         batch_size=values["batch_size"], seed=values["seed"], noise=values["noise"],
+                         mnist_dir=mnist_dir() if values["dataset"] == "mnist" else None)
 
 

@@ -11,7 +11,8 @@ import panel as pn
 import param
 from bokeh.models import CustomJSTickFormatter
 
-from .. import server_load
+from .. import server_load, settings
+from ..i18n import prose
 from .document import on_document, served_document
 from ..i18n import LANGUAGES, STRINGS, t
 from ..session import PUBLISH_INTERVAL_S, TrainingSession
@@ -33,7 +34,12 @@ PRESETS = {
 }
 
 # control (URL key) -> the session parameter whose choices it offers, with translated labels
-OPTION_PARAMS = {"dataset": "dataset", "act": "activation", "opt": "optimizer", "dataflow": "dataflow"}
+OPTION_PARAMS = {"dataset": "dataset", "act": "activation", "opt": "optimizer", "dataflow": "dataflow",
+                 "model": "model"}
+MNIST_MISSING = "mnist-not-installed"  # the dataset list's line saying how to add MNIST
+# The seed article's network: Keras's 784-64-64-10 MLP with Adam on MNIST (offered when MNIST is installed)
+SEED_NETWORK = (("dataset", "mnist"), ("model", "mlp"), ("hidden_layers", 2), ("width1", 64), ("width2", 64),
+                ("activation", "relu"), ("optimizer", "adam"), ("lr", 0.001), ("batch_size", 32))
 
 
 class Controls(pn.viewable.Viewer):
@@ -48,6 +54,9 @@ class Controls(pn.viewable.Viewer):
         sp = s.param
         self.widgets = {
             "dataset": pn.widgets.Select.from_param(sp.dataset),
+            "model": pn.widgets.RadioButtonGroup.from_param(sp.model),
+            "filters": pn.widgets.IntSlider.from_param(sp.filters),
+            "kernel": pn.widgets.IntSlider.from_param(sp.kernel),
             "hidden": pn.widgets.IntSlider.from_param(sp.hidden_layers),
             "w1": pn.widgets.EditableIntSlider.from_param(sp.width1, end=128, fixed_start=1, fixed_end=512),
             "w2": pn.widgets.EditableIntSlider.from_param(sp.width2, end=128, fixed_start=1, fixed_end=512),
@@ -73,6 +82,9 @@ class Controls(pn.viewable.Viewer):
             "speed": pn.widgets.IntSlider.from_param(sp.steps_per_second, end=200),
         }
         self.preset = pn.widgets.Select(options={k: k for k in PRESETS}, value="custom")
+        self.seed_network = pn.widgets.Button(visible=settings.mnist_dir() is not None, button_type="light")
+        self.seed_network.on_click(lambda _: self.session.apply(dict(SEED_NETWORK)))
+        self.cost = pn.pane.HTML("", margin=(0, 10), styles={"font-size": "12px"})  # <div class="chipviz-cost">
         self.train_button = pn.widgets.Toggle(color="primary", value=False)
         self.step_button = pn.widgets.Button()
         self.reset_button = pn.widgets.Button()
@@ -88,7 +100,7 @@ class Controls(pn.viewable.Viewer):
         doc = served_document()  # the worker thread sets these two: edit the page on its own thread
         s.param.watch(on_document(doc, self._on_running), "running")
         s.param.watch(on_document(doc, self._on_snapshot), "snapshot")
-        s.param.watch(self._on_shape, ["hidden_layers", "dataset"])
+        s.param.watch(self._on_shape, ["hidden_layers", "dataset", "model"])
         self.step_button.on_click(lambda _: self._step())
         self.reset_button.on_click(lambda _: s.reset())
         self.param.watch(self._apply_visibility, ["hidden_controls", "locked_controls"])
@@ -96,11 +108,12 @@ class Controls(pn.viewable.Viewer):
         self._apply_visibility()
 
     # ----- words -----
-    LABEL_KEYS = {"dataset": "ctl.dataset", "hidden": "ctl.hidden", "act": "ctl.act", "opt": "ctl.opt",
+    LABEL_KEYS = {"dataset": "ctl.dataset", "model": "param.model", "filters": "param.filters",
+                  "kernel": "param.kernel", "hidden": "ctl.hidden", "act": "ctl.act", "opt": "ctl.opt",
                   "lr": "ctl.lr", "batch": "ctl.batch", "seed": "ctl.seed", "precision": "ctl.precision",
                   "noise": "ctl.noise", "rows": "ctl.rows", "cols": "ctl.cols", "dataflow": "ctl.dataflow",
                   "clock": "ctl.clock", "sram": "ctl.sram", "bw": "ctl.bw", "speed": "ctl.speed"}
-    OPTION_KEYS = {"dataset": "dataset", "act": "act", "opt": "opt", "dataflow": "dataflow"}
+    OPTION_KEYS = {"dataset": "dataset", "act": "act", "opt": "opt", "dataflow": "dataflow", "model": "model"}
 
     def _relabel(self) -> None:
         """Put every label in the language `lang` (values and settings stay as they are)."""
@@ -111,7 +124,13 @@ class Controls(pn.viewable.Viewer):
             w[f"w{i}"].label = t("ctl.width", lang, i=i)
         for key, prefix in self.OPTION_KEYS.items():
             values = list(self.session.param[OPTION_PARAMS[key]].objects)
-            w[key].options = {self._option(prefix, v): v for v in values}
+            options = {self._option(prefix, v): v for v in values}
+            if key == "dataset" and settings.mnist_dir() is None:  # the list says how to add MNIST
+                options[t("dataset.mnist_missing", lang)] = MNIST_MISSING  # (an option that cannot be chosen)
+                w[key].param.update(options=options, disabled_options=[MNIST_MISSING])
+            else:
+                w[key].options = options
+        self.seed_network.name = t("ctl.seed_preset", lang)
         self.preset.label = t("ctl.preset", lang)
         self.preset.options = {t(f"preset.{k}", lang): k for k in PRESETS}
         self.train_button.label = t("ctl.pause", lang) if self.session.running else t("ctl.train", lang)
@@ -169,6 +188,22 @@ class Controls(pn.viewable.Viewer):
 
     def _on_snapshot(self, _):
         self.status.object = self._status_text()
+        self.cost.object = self._cost_text()
+
+    def _cost_text(self) -> str:
+        """What one training step and one epoch cost on the chosen chip (the last step's operations)."""
+        s = self.session
+        ops = s.operations()
+        if not ops:
+            return ""
+        cycles = sum(op.cycles for op in ops)
+        energy = sum(op.energy_pj for op in ops)
+        clock = s.clock_mhz
+        steps = -(-len(s.trainer.data.x_train) // s.batch_size)
+        words = t("ctl.cost", self.lang, cycles=prose.count(cycles), energy=prose.energy(energy),
+                  time=prose.duration(cycles / (clock * 1e6)), clock=f"{clock:g}", steps=prose.count(steps),
+                  epoch_energy=prose.energy(energy * steps), epoch_time=prose.duration(cycles * steps / (clock * 1e6)))
+        return f"<div class='chipviz-cost'>{words}</div>"
 
     def _on_shape(self, *_):
         self._apply_visibility()
@@ -181,7 +216,9 @@ class Controls(pn.viewable.Viewer):
         s = self.session
         for i in range(1, 5):
             self.widgets[f"w{i}"].visible = s.hidden_layers >= i and f"w{i}" not in self.hidden_controls
-        self.widgets["noise"].visible = s.dataset != "digits" and "noise" not in self.hidden_controls
+        self.widgets["noise"].visible = s.dataset not in settings.IMAGE_DATASETS and "noise" not in self.hidden_controls
+        for key in ("filters", "kernel"):
+            self.widgets[key].visible = s.model == "cnn" and key not in self.hidden_controls
         for key, widget in self.widgets.items():
             if key in self.hidden_controls:
                 widget.visible = False
@@ -197,11 +234,12 @@ class Controls(pn.viewable.Viewer):
     def settings_cards(self):
         """The network's and the chip's settings, and the training speed (the sidebar)."""
         w = self.widgets
-        self.network_card.objects = [w["dataset"], w["noise"], w["hidden"], w["w1"], w["w2"], w["w3"], w["w4"],
+        self.network_card.objects = [self.seed_network, w["dataset"], w["noise"], w["model"], w["filters"],
+                                     w["kernel"], w["hidden"], w["w1"], w["w2"], w["w3"], w["w4"],
                                      w["act"], w["opt"], w["lr"], w["batch"], w["precision"],
                                      w["seed"]]
         self.chip_card.objects = [self.preset, w["rows"], w["cols"], w["dataflow"], w["clock"], w["sram"], w["bw"]]
-        return pn.Column(w["speed"], self.network_card, self.chip_card, sizing_mode="stretch_width")
+        return pn.Column(w["speed"], self.cost, self.network_card, self.chip_card, sizing_mode="stretch_width")
 
     def __panel__(self):
         return pn.Column(self.toolbar(), self.settings_cards(), sizing_mode="stretch_width")

@@ -30,12 +30,14 @@ from ..session import TrainingSession
 from ..settings import MAX_ANIMATED_SIDE
 from .. import palette
 from .controls import Controls
+from .conv_view import ConvView
 from .document import after, on_document, page_location, release_links, served_document
 from .lesson_view import LessonView
 from .network_view import NetworkView
 from .pe_array import PEArrayView, pe_texts
 from .plots import LivePlots
 from .timeline_view import StepTimeline
+from ..weight_map import WeightMap
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +85,8 @@ class Dashboard(pn.viewable.Viewer):
         self.pe_array = PEArrayView(fps=link.view.get("fps", settings.BY_KEY["fps"].default),
                                     sizing_mode="stretch_width", min_height=330, texts=pe_texts(lang))
         self.network = NetworkView(session=s, lang=lang)
+        self.conv_view = ConvView(lang=lang, visible=False)
+        self.network_box = pn.Column(self.network, sizing_mode="stretch_width", margin=0)  # hidden for a CNN
         self.plots = LivePlots(session=s, lang=lang)
         self.timeline = StepTimeline(s, lang=lang)
         self.lessons = LessonView(self, apply=False, sync_url=False, lang=lang)
@@ -134,6 +138,7 @@ class Dashboard(pn.viewable.Viewer):
         self.pe_array.param.watch(self._on_total_cycles, "total_cycles")
         self.scrub.param.watch(self._on_scrub, "value_throttled")
         self.network.param.watch(self._on_weight_selected, "selected_weight")
+        self.conv_view.param.watch(self._on_conv_weight, "selected_weight")
         self.timeline.param.watch(self._on_timeline_click, "selected_op")
         self.pe_array.param.watch(lambda *_: self._write_url(), "fps")
         self.pe_array.param.watch(lambda *_: self._move_gemm(+1), "next_gemm")
@@ -174,6 +179,7 @@ class Dashboard(pn.viewable.Viewer):
             self.lessons.lang = lang
         self.controls.lang = lang
         self.network.lang = lang
+        self.conv_view.lang = lang
         self.plots.lang = lang
         self.timeline.lang = lang
         self.pe_array.texts = pe_texts(lang)
@@ -328,7 +334,7 @@ class Dashboard(pn.viewable.Viewer):
         """The op list and the PE array follow the session's network: a new network's GEMM (or
         the "press step" state until it has run one), never the old network's trace."""
         snap = self.session.snapshot
-        shape = " → ".join(map(str, snap.layer_sizes)) if snap else ""
+        shape = prose.network_shape(snap.sizes) if snap else ""
         self.network_shape.object = f"<div class='chipviz-network-shape'><b>{shape}</b></div>"
         key = (snap.network, snap.chip) if snap is not None else None
         new = force or key != self._shown
@@ -467,6 +473,7 @@ class Dashboard(pn.viewable.Viewer):
         self.plots.highlight_op = index
         st = op.stats
         self._describe_op(op, snap.step)
+        self._show_conv(snap, index)
         if max(st.rows, st.cols) > MAX_ANIMATED_SIDE:
             self._set_caption(prose.too_large(st.rows, st.cols, MAX_ANIMATED_SIDE))
             return
@@ -526,6 +533,42 @@ class Dashboard(pn.viewable.Viewer):
 
     def _on_pe_selected(self, event):
         self.network.selected_pe = event.new
+        self._mark_conv()
+
+    def _show_conv(self, snap, index: int) -> None:
+        """A CNN: the conv view replaces the dense drawing; it shows the conv GEMM on the array, or
+        (while a dense layer's GEMM plays) the first conv layer's forward GEMM of the same step."""
+        cnn = snap is not None and bool(snap.conv)
+        self.network_box.visible = not cnn
+        self.conv_view.visible = cnn
+        if not cnn:
+            return
+        if not self.conv_view.show(snap, index):
+            first = next((i for i in snap.gemm_indices() if snap.report.ops[i].layer == snap.conv[0][0]), None)
+            if first is not None:
+                self.conv_view.show(snap, first)
+        self._mark_conv()
+
+    def _mark_conv(self) -> None:
+        """The conv view marks what the selected PE (default the top-left one) multiplies at the cycle shown."""
+        state = self.conv_view._state
+        if not self.conv_view.visible or state is None or state["index"] != self.op:
+            return
+        pe = self.pe_array
+        self.conv_view.mark_pe(pe.trace, pe.cycle, pe.selected_pe or (0, 0))
+
+    def _on_conv_weight(self, event) -> None:
+        """A kernel tap clicked in the conv view: outline the PEs holding that weight in the fold shown."""
+        snap, chosen = self._step_shown, event.new
+        ops = snap.report.ops if snap is not None and snap.report is not None else []
+        if chosen is None or not 0 <= self.op < len(ops):
+            return
+        wmap = WeightMap.for_operation(ops[self.op])
+        if wmap is None or ops[self.op].layer != chosen[0]:
+            self.pe_array.highlight = []
+            return
+        placement = wmap.pes_for_weight(*chosen)
+        self.pe_array.highlight = [(r, c) for f, r, c in placement.pes if f == self.network.fold]
 
     def _on_total_cycles(self, event):
         self.scrub.end = max(1, event.new - 1)
@@ -544,6 +587,7 @@ class Dashboard(pn.viewable.Viewer):
             self.timeline.cycle = self.pe_array.cycle
         if self.scrub.value != self.pe_array.cycle:
             self.scrub.value = min(self.pe_array.cycle, self.scrub.end)
+        self._mark_conv()
         if self.pe_array.trace is not None:
             try:
                 fold = self.pe_array.fold_of()
@@ -585,7 +629,7 @@ class Dashboard(pn.viewable.Viewer):
         downloads = pn.Row(self.gif_download, self.png_download)
         self.pe_card.objects = [pn.Column(nav, self.op_info, self.pe_array, self.scrub, downloads,
                                           sizing_mode="stretch_width", margin=0)]
-        self.network_card.objects = [self.network_shape, self.network]
+        self.network_card.objects = [self.network_shape, self.network_box, self.conv_view]
         self.loss_card.objects = [self.plots.loss]
         # side by side when there is room; they wrap (e.g. beside the lesson panel) when there is not
         cards = pn.FlexBox(self.pe_card, self.network_card, self.loss_card, flex_wrap="wrap",

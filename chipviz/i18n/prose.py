@@ -6,6 +6,8 @@ below, so a count, a share or an energy looks the same in every view.
 """
 from __future__ import annotations
 
+import re
+
 from ..nn.phases import PHASE_TABLE
 from . import Message
 
@@ -87,3 +89,44 @@ def no_step(rows: int, cols: int, dataflow: str, precision: str, ran_before: boo
 
 def too_large(rows: int, cols: int, largest: int) -> Message:
     return Message("dash.too_large", rows=rows, cols=cols, max=largest)
+
+
+def layer_token(token: str) -> str:
+    """A layer as written ("conv3x3x8s2", "pool2", "28x28x1") in the interface's typography."""
+    conv = re.fullmatch(r"conv(\d+)x(\d+)(?:x\d+)?x(\d+)(.*)", token)
+    if conv:
+        kh, kw, filters, rest = conv.groups()
+        return f"conv {kh}×{kw}×{filters}{(' ' + rest) if rest else ''}"
+    pool = re.fullmatch(r"(max|avg)?pool(\d+)", token)
+    if pool:
+        kind, size = pool.groups()
+        return f"{'avg' if kind == 'avg' else 'max'} pool {size}×{size}"
+    return token.replace("x", "×") if re.fullmatch(r"\d+(x\d+)+", token) else token
+
+
+def network_shape(sizes) -> str:
+    """The network's layers, input first: "64 → 32 → 10" or "8×8×1 → conv 3×3×8 → max pool 2×2 → …"."""
+    return " → ".join(layer_token(str(s)) for s in sizes if str(s) != "flatten")
+
+
+def energy(pj: float) -> str:
+    """An energy in the unit that reads best: pJ, nJ, µJ, mJ, J, or kWh for a lot of it."""
+    joules = pj * 1e-12
+    if joules >= 3.6e5:
+        return f"{joules / 3.6e6:.3g} kWh"
+    for unit, scale in (("J", 1.0), ("mJ", 1e-3), ("µJ", 1e-6), ("nJ", 1e-9)):
+        if joules >= scale:
+            return f"{joules / scale:.3g} {unit}"
+    return f"{pj:.3g} pJ"
+
+
+def duration(seconds: float) -> str:
+    """A time in the unit that reads best: ns, µs, ms, s, min, h."""
+    if seconds >= 3600:
+        return f"{seconds / 3600:.3g} h"
+    if seconds >= 60:
+        return f"{seconds / 60:.3g} min"
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
+        if seconds >= scale:
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds * 1e9:.3g} ns"

@@ -7,6 +7,8 @@ int8 chip quantises the forward GEMMs, as in training).
 """
 from __future__ import annotations
 
+import copy
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,7 +50,7 @@ def loss_plane(net: MLP, trajectory: np.ndarray, x: np.ndarray, y: np.ndarray, r
     span = max(np.abs(path).max() * 1.5, 1e-2 * max(np.linalg.norm(center), 1.0))
     alpha = np.linspace(-span, span, resolution)
     beta = np.linspace(-span, span, resolution)
-    probe = MLP(net.sizes, net.activation)
+    probe = copy.deepcopy(net)  # an MLP or a ConvNet: same layers, its parameters overwritten below
     grid = np.empty((resolution, resolution))
     for i, b in enumerate(beta):
         for j, a in enumerate(alpha):

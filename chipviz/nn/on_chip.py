@@ -25,7 +25,7 @@ class Operation(NamedTuple):
 
     layer: int  # 1-based; 0 for whole-network work (loss, update)
     phase: str  # one of PHASES
-    name: str  # e.g. "Y = X·W", "Y = X·W (int8)", "dX = dY·Wᵀ", "dW = Xᵀ·dY", "+ b, relu"
+    name: str  # e.g. "Y = X·W", "Y = X·W (int8)", "dX = dZ·Wᵀ", "dW = Xᵀ·dZ", "+ b, relu"
     stats: GemmStats | VectorStats
 
     @property
