@@ -199,7 +199,8 @@ def main(argv=None) -> int:
     for row in rows:
         print("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |")
     print("\n\\* SCALE-Sim's times (about 3–5 s for os and ws, 4–6 s for is, pure Python) are the reference "
-          "figures quoted in REFERENCE.md §1, not measured here; the speed-up divides them by our median.")
+          "figures quoted in REFERENCE.md §1, not measured here; the speed-up divides them by our median. "
+          "benchmarks/bench_scalesim.py times SCALE-Sim itself beside ChipViz in one run.")
     print(f"Total benchmark time {time.perf_counter() - t0:.1f} s.")
     return 0
 

@@ -10,7 +10,6 @@ import zlib
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
 
 IDLE, MAC, PRELOAD, STALL = 0, 1, 2, 3
 DEFAULT_BUDGET_BYTES = 256 * 2**20
@@ -24,50 +23,21 @@ def bytes_per_cycle(rows: int, cols: int) -> int:
 
 
 def allocate(rows: int, cols: int, n_cycles: int) -> tuple:
+    """The trace's arrays for n_cycles. The kernels write every cycle of their window, except the
+    register planes' zeros (an idle register, a stall, ws/is's empty from_top): those planes start
+    as zeros, which for large traces are pages the kernel maps only when first written (calloc).
+    The state plane is written whole, so it is left uninitialised."""
     return (
-        np.zeros((n_cycles, rows, cols), np.uint8),
+        np.empty((n_cycles, rows, cols), np.uint8),
         np.zeros((n_cycles, rows, cols), np.float32),
         np.zeros((n_cycles, rows, cols), np.float32),
         np.zeros((n_cycles, rows, cols), np.float32),
         np.zeros((n_cycles, rows, cols), np.float32),
-        np.full(n_cycles, -1, np.int32),
-        np.full((n_cycles, rows), -1, np.int32),
-        np.full((n_cycles, cols), -1, np.int32),
-        np.full((n_cycles, cols), -1, np.int32),
+        np.empty(n_cycles, np.int32),
+        np.empty((n_cycles, rows), np.int32),
+        np.empty((n_cycles, cols), np.int32),
+        np.empty((n_cycles, cols), np.int32),
     )
-
-
-@njit(cache=True, nogil=True)
-def record_cycle(trace, start, g, fold, state, stationary, from_left, from_top, psum, left, top, bottom):
-    k = g - start
-    if 0 <= k < trace[0].shape[0]:
-        # plain loops: numba compiles slice assignment between arrays into far more code
-        rows, cols = state.shape
-        for i in range(rows):
-            trace[6][k, i] = left[i]
-            for j in range(cols):
-                trace[0][k, i, j] = state[i, j]
-                trace[1][k, i, j] = stationary[i, j]
-                trace[2][k, i, j] = from_left[i, j]
-                trace[3][k, i, j] = from_top[i, j]
-                trace[4][k, i, j] = psum[i, j]
-        for j in range(cols):
-            trace[7][k, j] = top[j]
-            trace[8][k, j] = bottom[j]
-        trace[5][k] = fold
-
-
-@njit(cache=True, nogil=True)
-def record_stall(trace, start, g, fold, stationary):
-    """A cycle the array waits for DRAM: every PE idle, the stationary registers kept."""
-    k = g - start
-    if 0 <= k < trace[0].shape[0]:
-        rows, cols = stationary.shape
-        for i in range(rows):
-            for j in range(cols):
-                trace[0][k, i, j] = STALL
-                trace[1][k, i, j] = stationary[i, j]
-        trace[5][k] = fold
 
 
 @dataclass

@@ -4,14 +4,34 @@ Per fold the array holds an R×C tile of C. Row i of A's tile enters the left ed
 column j of B's tile the top edge, both skewed, so that A[m, k] and B[k, n] meet in
 PE(i, j) at cycle k + i + j. There is no preload: the fold lasts K + R + C - 2 cycles,
 after which the finished tile is read out to the output buffer.
+
+Layout, for speed: each register plane is one flat buffer of R + 1 rows with stride
+s = C + 1; row 0 is the top edge and column 0 the left edge (what enters the array this cycle
+is written there), and PE(i, j) sits at (i + 1)·s + 1 + j. One cycle is then, for the whole
+array at once, "the new A register at y is the old one at y - 1" (right), "the new B register
+at y is the old one at y - s" (down) and "the accumulator at y adds their product": one straight
+loop over contiguous memory that the compiler turns into SIMD operations, with the same
+multiplications and additions, in the same order, as one PE at a time. The valid bits travel
+with the values in one flag plane (bit 0: A's register holds a value, bit 1: B's), so a PE
+multiplies-and-accumulates (MAC) where both bits are set. Registers are double-buffered (each
+cycle reads last cycle's and writes the next; the two sets alternate, two cycles per pass of
+the time loop). An edge column receives junk from the row above's last PE: it is overwritten
+before it is read, meets only zeros from B's corner, and the counts leave it out.
 """
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
 
-from ..memory import MACS, MOVING_READS, OPERAND_HOPS, OTHER_READS, SRAM_WRITES, STALLS, fold_dram
-from ..trace import record_cycle, record_stall
+from ..memory import MACS, MOVING_READS, OPERAND_HOPS, OTHER_READS, SRAM_WRITES, STALLS
+from ..trace import MAC
+from . import record
+from .dram import fold_dram
+
+A_VALID, B_VALID = 1, 2
+# Each PE counts its MACs and operand hops (at most 2 a cycle) in a byte, added into the fold's
+# counters every TALLY_CYCLES cycles (even, and 2·TALLY_CYCLES <= 255), so the bytes never wrap.
+TALLY_CYCLES = 126
 
 
 @njit(cache=True, nogil=True)
@@ -20,76 +40,148 @@ def run_folds(a_matrix, b_matrix, out, rows, cols, tiles, flags, fits, operand_b
     """Simulate every fold cycle by cycle, writing C into `out`; return the cycle count."""
     depth = a_matrix.shape[1]
     cycles_per_fold = depth + rows + cols - 2
-    acc = np.zeros((rows, cols), out.dtype)
-    a = np.zeros((rows, cols), out.dtype)
-    a_valid = np.zeros((rows, cols), np.uint8)
-    b = np.zeros((rows, cols), out.dtype)
-    b_valid = np.zeros((rows, cols), np.uint8)
-    state = np.zeros((rows, cols), np.uint8)
+    s = cols + 1
+    size = (rows + 1) * s
+    first = s + 1  # PE(0, 0)
+    acc = np.zeros(size, out.dtype)
+    a0, a1 = np.zeros(size, out.dtype), np.zeros(size, out.dtype)
+    b0, b1 = np.zeros(size, out.dtype), np.zeros(size, out.dtype)
+    f0, f1 = np.zeros(size, np.uint8), np.zeros(size, np.uint8)
     left = np.full(rows, -1, np.int64)
     top = np.full(cols, -1, np.int64)
     bottom = np.full(cols, -1, np.int64)
-    tracing = trace[0].shape[0] > 0  # a separate branch lets LLVM keep the untraced loop tight
+    reads = np.zeros(2, np.int64)
+    # Views made once (making them per cycle costs reference counting): each starts at its source's
+    # offset, so the cycle's loop indexes them all from 0, which the compiler vectorises.
+    e0, e1, e2, e3, e4, e5, e6 = _views(a0, b0, f0, a1, b1, f1, s)  # even cycles: buffers 0 -> 1
+    o0, o1, o2, o3, o4, o5, o6 = _views(a1, b1, f1, a0, b0, f0, s)  # odd cycles: 1 -> 0
+    acc_ = acc[s:]
+    mac_count = np.zeros(size - s, np.uint8)  # per PE, indexed from PE(0, -1): see _cycle's views
+    hop_count = np.zeros(size - s, np.uint8)
+    n_trace = trace[0].shape[0]
     g = 0
     for f in range(tiles.shape[0]):
         r0, r1, c0, c1 = tiles[f, 0], tiles[f, 1], tiles[f, 2], tiles[f, 3]
         used_rows, used_cols = r1 - r0, c1 - c0
         cnt = counters[f]
         acc[:] = 0
-        a[:] = 0
-        a_valid[:] = 0
-        b[:] = 0
-        b_valid[:] = 0
-        for t in range(cycles_per_fold):
-            for i in range(rows):
-                for j in range(cols - 1, 0, -1):
-                    a[i, j] = a[i, j - 1]
-                    a_valid[i, j] = a_valid[i, j - 1]
-                k = t - i
-                if i < used_rows and 0 <= k < depth:
-                    a[i, 0] = a_matrix[r0 + i, k]
-                    a_valid[i, 0] = 1
-                    left[i] = k
-                    cnt[MOVING_READS] += 1
-                else:
-                    a[i, 0] = 0
-                    a_valid[i, 0] = 0
-                    left[i] = -1
-            for i in range(rows - 1, 0, -1):
-                for j in range(cols):
-                    b[i, j] = b[i - 1, j]
-                    b_valid[i, j] = b_valid[i - 1, j]
-            for j in range(cols):
-                k = t - j
-                if j < used_cols and 0 <= k < depth:
-                    b[0, j] = b_matrix[k, c0 + j]
-                    b_valid[0, j] = 1
-                    top[j] = k
-                    cnt[OTHER_READS] += 1
-                else:
-                    b[0, j] = 0
-                    b_valid[0, j] = 0
-                    top[j] = -1
-            macs = 0
-            hops = 0
-            for i in range(rows):
-                for j in range(cols):
-                    acc[i, j] += a[i, j] * b[i, j]
-                    did = a_valid[i, j] & b_valid[i, j]
-                    macs += did
-                    hops += a_valid[i, j] + b_valid[i, j]
-                    state[i, j] = did  # MAC == 1, IDLE == 0
-            cnt[MACS] += macs
-            cnt[OPERAND_HOPS] += hops
-            if tracing:
-                record_cycle(trace, trace_start, g, f, state, acc, a, b, acc, left, top, bottom)
+        a0[:] = 0
+        a1[:] = 0
+        b0[:] = 0
+        b1[:] = 0
+        f0[:] = 0
+        f1[:] = 0
+        reads[:] = 0
+        mac_count[:] = 0
+        hop_count[:] = 0
+        macs = 0
+        hops = 0
+        for t in range(0, cycles_per_fold, 2):  # two cycles: buffers 0 -> 1, then 1 -> 0
+            _cycle(a_matrix, b_matrix, t, r0, c0, used_rows, used_cols, s, a0, b0, f0, e0, e1, e2, e3, e4, e5, e6,
+                   acc_, left, top, reads, mac_count, hop_count)
+            if 0 <= g - trace_start < n_trace:
+                _record(trace, g - trace_start, f, a1, b1, f1, acc, s, first, left, top, bottom)
             g += 1
+            if t + 1 < cycles_per_fold:
+                _cycle(a_matrix, b_matrix, t + 1, r0, c0, used_rows, used_cols, s, a1, b1, f1, o0, o1, o2, o3, o4,
+                       o5, o6, acc_, left, top, reads, mac_count, hop_count)
+                if 0 <= g - trace_start < n_trace:
+                    _record(trace, g - trace_start, f, a0, b0, f0, acc, s, first, left, top, bottom)
+                g += 1
+            if t % TALLY_CYCLES == TALLY_CYCLES - 2 or t + 2 >= cycles_per_fold:
+                macs += _tally(mac_count, s)
+                hops += _tally(hop_count, s)
         for i in range(used_rows):
             for j in range(used_cols):
-                out[r0 + i, c0 + j] = acc[i, j]
+                out[r0 + i, c0 + j] = acc[first + i * s + j]
+        cnt[MACS] += macs
+        cnt[OPERAND_HOPS] += hops
+        cnt[MOVING_READS] += reads[0]
+        cnt[OTHER_READS] += reads[1]
         cnt[SRAM_WRITES] += used_rows * used_cols
         fold_dram(cnt, flags[f], fits, operand_bytes, accumulator_bytes, bytes_per_cycle, cycles_per_fold)
         for _ in range(cnt[STALLS]):
-            record_stall(trace, trace_start, g, f, acc)
+            record.stall(trace, trace_start, g, f, acc, s, first)
             g += 1
     return g
+
+
+@njit(cache=True, nogil=True, inline='always')  # a call per cycle would cost more than a small array's work
+def _cycle(a_matrix, b_matrix, t, r0, c0, used_rows, used_cols, s, a, b, fl, a_in, b_in, from_left, from_top, a_out,
+           b_out, fl_out, acc_, left, top, reads, mac_count, hop_count):
+    """One clock: the edges take the skewed inputs, then every register takes its neighbour's value and
+    every PE multiplies-and-accumulates. Reads (a, b, fl) and writes the other buffer set, through
+    the views from _views; each PE adds its MAC and its operand hops (0-2) to its byte-sized counts
+    (see _tally). acc_ is the accumulator plane from the same offset as the writes."""
+    depth = a_matrix.shape[1]
+    rows = left.shape[0]
+    cols = top.shape[0]
+    # the edges: row i receives A[., t - i], column j receives B[t - j, .], while 0 <= t - i (t - j) < K
+    # (the skew), if the fold uses that row (column)
+    for i in range(rows):
+        e = (i + 1) * s
+        a[e] = 0
+        fl[e] = 0
+        left[i] = -1
+    lo, hi = max(0, t - depth + 1), min(used_rows, t + 1)
+    for i in range(lo, hi):
+        e = (i + 1) * s
+        a[e] = a_matrix[r0 + i, t - i]
+        fl[e] = A_VALID
+        left[i] = t - i
+    reads_a = max(0, hi - lo)
+    for j in range(cols):
+        b[1 + j] = 0
+        fl[1 + j] = 0
+        top[j] = -1
+    lo, hi = max(0, t - depth + 1), min(used_cols, t + 1)
+    for j in range(lo, hi):
+        b[1 + j] = b_matrix[t - j, c0 + j]
+        fl[1 + j] = B_VALID
+        top[j] = t - j
+    reads[0] += reads_a
+    reads[1] += max(0, hi - lo)
+    # the whole array: A one PE right, B one PE down, every PE multiplies and accumulates
+    for y in range(acc_.shape[0]):
+        x = a_in[y]
+        u = b_in[y]
+        a_out[y] = x
+        b_out[y] = u
+        acc_[y] += x * u
+        v = (from_left[y] & A_VALID) | (from_top[y] & B_VALID)
+        fl_out[y] = v
+        mac_count[y] += (v >> 1) & v
+        hop_count[y] += (v & A_VALID) + (v >> 1)
+
+
+@njit(cache=True, nogil=True)
+def _views(a, b, fl, a2, b2, fl2, s):
+    """(A from the left, B from above, their flags likewise, and the new A, B, flags), from PE(0, -1)."""
+    size = a.shape[0]
+    n = size - s
+    return a[s - 1:size - 1], b[:n], fl[s - 1:size - 1], fl[:n], a2[s:], b2[s:], fl2[s:]
+
+
+@njit(cache=True, nogil=True)
+def _tally(count, s):
+    """Sum and clear the byte counts of the PEs (the edge column's slots hold junk, left out)."""
+    total = 0
+    for i in range(count.shape[0] // s):
+        row = count[i * s + 1:(i + 1) * s]
+        sub = 0
+        for j in range(row.shape[0]):
+            sub += row[j]
+        total += sub
+    count[:] = 0
+    return total
+
+
+@njit(cache=True, nogil=True)
+def _record(trace, k, f, a, b, fl, acc, s, first, left, top, bottom):
+    """Cycle k of the trace window (0 <= k < its length)."""
+    record.flag_plane(trace[0], k, fl, s, first, A_VALID | B_VALID, MAC)
+    record.plane(trace[1], k, acc, s, first)
+    record.plane(trace[2], k, a, s, first)
+    record.plane(trace[3], k, b, s, first)
+    record.plane(trace[4], k, acc, s, first)
+    record.edges(trace, k, f, left, top, bottom)

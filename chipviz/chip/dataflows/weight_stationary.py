@@ -11,14 +11,33 @@ Input stationary is the same machine on the transposed GEMM (see input_stationar
 this kernel is written in neutral terms: `stationary` (Sr×Sc), `moving` (T×Sr), `out` (T×Sc).
 Registers are double-buffered: each cycle reads last cycle's registers and writes the next
 ones, as clocked flip-flops do, then the two sets swap.
+
+Layout, for speed: each register plane is one flat buffer of R rows with stride s = C + 1.
+Column 0 of a row is the left edge: the value entering that row this cycle is written there,
+and PE(i, j) sits at i·s + 1 + j. Then one cycle is, for the whole array at once, "the new
+register at y is the old one at y - 1" (operands move right) and "the new partial sum at y is
+the old one at y - s plus this PE's product" (partial sums move down): straight loops over
+contiguous memory that the compiler turns into SIMD operations, with the same multiplications
+and additions, in the same order, as one PE at a time. The valid bits travel with the values
+in one flag plane (bit 0: the operand register holds a value, bit 1: the partial sum does).
+The two register sets alternate, two cycles per pass of the time loop. (The edge column
+receives junk from the row above's last PE; it is overwritten before it is read and its weight
+is 0, and the counts leave it out.)
 """
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
 
-from ..memory import MACS, MOVING_READS, OPERAND_HOPS, OTHER_READS, PSUM_HOPS, SRAM_WRITES, STALLS, fold_dram
-from ..trace import PRELOAD, record_cycle, record_stall
+from ..memory import MACS, MOVING_READS, OPERAND_HOPS, OTHER_READS, PSUM_HOPS, SRAM_WRITES, STALLS
+from ..trace import MAC, PRELOAD
+from . import record
+from .dram import fold_dram
+
+A_VALID, P_VALID = 1, 2
+# Each PE counts its MACs, operand hops and partial-sum hops (at most 1 a cycle each) in bytes,
+# added into the fold's counters every TALLY_CYCLES cycles (even, and <= 255), so they never wrap.
+TALLY_CYCLES = 254
 
 
 @njit(cache=True, nogil=True)
@@ -27,138 +46,223 @@ def run_folds(moving, stationary, out, rows, cols, tiles, flags, fits, operand_b
     """Simulate every fold cycle by cycle, accumulating C into `out`; return the cycle count."""
     steps = moving.shape[0]
     cycles_per_fold = 2 * rows + cols + steps - 2
-    w = np.zeros((rows, cols), out.dtype)
-    w_valid = np.zeros((rows, cols), np.uint8)
+    stream_cycles = steps + rows + cols - 2
+    s = cols + 1
+    size = rows * s
+    last = (rows - 1) * s + 1  # PE(R-1, 0): the bottom row, where partial sums leave
+    w = np.zeros(size, out.dtype)
+    wv = np.zeros(size, np.uint8)
+    below, below_v = np.zeros(size, out.dtype), np.zeros(size, np.uint8)  # the preload's previous cycle
+    a0, a1 = np.zeros(size, out.dtype), np.zeros(size, out.dtype)
+    p0, p1 = np.zeros(size, out.dtype), np.zeros(size, out.dtype)
+    f0, f1 = np.zeros(size, np.uint8), np.zeros(size, np.uint8)
+    mac_count = np.zeros(size, np.uint8)  # per PE, at its position
+    hop_count = np.zeros(size, np.uint8)
+    psum_count = np.zeros(size, np.uint8)
+    left = np.full(rows, -1, np.int64)
+    top = np.full(cols, -1, np.int64)
+    bottom = np.full(cols, -1, np.int64)
+    n_trace = trace[0].shape[0]
+    # Views made once (making them per cycle costs reference counting), each from its source's offset so
+    # that the cycle's loops index them all from 0, which the compiler vectorises. Row 0 (partial sums
+    # start there), then rows 1..R-1 as one run (edge columns included).
+    w_0, wv_0, w_r, wv_r = w[1:s], wv[1:s], w[s:], wv[s:]
+    m_0, h_0, q_0, m_r, h_r, q_r = (mac_count[1:s], hop_count[1:s], psum_count[1:s], mac_count[s:],
+                                    hop_count[s:], psum_count[s:])
+    e0, e1, e2, e3, e4, e5, e6, e7, e8, e9, e10, e11 = _views(a0, p0, f0, a1, p1, f1, s)  # even cycles: set 0 -> 1
+    o0, o1, o2, o3, o4, o5, o6, o7, o8, o9, o10, o11 = _views(a1, p1, f1, a0, p0, f0, s)  # odd cycles: 1 -> 0
     g = 0
     for f in range(tiles.shape[0]):
-        g = _preload(stationary, tiles[f], w, w_valid, counters[f], trace, trace_start, g, f)
-        g = _stream(moving, tiles[f], w, w_valid, out, counters[f], trace, trace_start, g, f)
-        fold_dram(counters[f], flags[f], fits, operand_bytes, accumulator_bytes, bytes_per_cycle, cycles_per_fold)
-        for _ in range(counters[f, STALLS]):
-            record_stall(trace, trace_start, g, f, w)
+        cnt = counters[f]
+        tile = tiles[f]
+        g = _preload(stationary, tile, w, wv, below, below_v, rows, cols, cnt, trace, trace_start, g, f, left, top,
+                     bottom)
+        r0, c0 = tile[0], tile[2]
+        used_rows = tile[1] - r0
+        a0[:] = 0
+        a1[:] = 0
+        p0[:] = 0
+        p1[:] = 0
+        f0[:] = 0
+        f1[:] = 0
+        mac_count[:] = 0
+        hop_count[:] = 0
+        psum_count[:] = 0
+        macs = 0
+        hops = 0
+        psum_hops = 0
+        reads = 0
+        writes = 0
+        for t in range(0, stream_cycles, 2):  # two cycles: register set 0 -> 1, then 1 -> 0
+            reads += _cycle(moving, t, r0, used_rows, s, a0, f0, e0, e1, e2, e3, e4, e5, e6, e7, e8, e9, e10, e11,
+                            w_0, wv_0,
+                            w_r, wv_r, m_0, h_0, q_0, m_r, h_r, q_r, left)
+            writes += _drain(out, t, rows, c0, p1, f1, last, bottom)
+            if 0 <= g - trace_start < n_trace:
+                _record(trace, g - trace_start, f, a1, p1, f1, w, wv, s, left, top, bottom)
+            g += 1
+            if t + 1 < stream_cycles:
+                reads += _cycle(moving, t + 1, r0, used_rows, s, a1, f1, o0, o1, o2, o3, o4, o5, o6, o7, o8, o9, o10,
+                                o11, w_0, wv_0, w_r, wv_r, m_0, h_0, q_0, m_r, h_r, q_r, left)
+                writes += _drain(out, t + 1, rows, c0, p0, f0, last, bottom)
+                if 0 <= g - trace_start < n_trace:
+                    _record(trace, g - trace_start, f, a0, p0, f0, w, wv, s, left, top, bottom)
+                g += 1
+            if t % TALLY_CYCLES == TALLY_CYCLES - 2 or t + 2 >= stream_cycles:
+                macs += _tally(mac_count, s)
+                hops += _tally(hop_count, s)
+                psum_hops += _tally(psum_count, s)
+        cnt[MACS] += macs
+        cnt[MOVING_READS] += reads
+        cnt[SRAM_WRITES] += writes
+        cnt[OPERAND_HOPS] += hops
+        cnt[PSUM_HOPS] += psum_hops
+        fold_dram(cnt, flags[f], fits, operand_bytes, accumulator_bytes, bytes_per_cycle, cycles_per_fold)
+        for _ in range(cnt[STALLS]):
+            record.stall(trace, trace_start, g, f, w, s, 1)
             g += 1
     return g
 
 
 @njit(cache=True, nogil=True)
-def _preload(stationary, tile, w, w_valid, cnt, trace, trace_start, g, f):
+def _views(a, p, fl, a2, p2, fl2, s):
+    """Reading (a, p, fl) and writing (a2, p2, fl2): row 0's operand in, operand out, flags in, flags out,
+    partial sum out; then rows 1..R-1's operand in, partial sum in, flags from the left, flags from
+    above, operand out, partial sum out, flags out."""
+    size = a.shape[0]
+    n = size - s
+    return (a[0:s - 1], a2[1:s], fl[0:s - 1], fl2[1:s], p2[1:s],
+            a[s - 1:size - 1], p[:n], fl[s - 1:size - 1], fl[:n], a2[s:], p2[s:], fl2[s:])
+
+
+@njit(cache=True, nogil=True)
+def _preload(stationary, tile, w, wv, below, below_v, rows, cols, cnt, trace, trace_start, g, f, left, top, bottom):
     """R cycles: the tile enters at the top edge, its last row first, and shifts down a row per cycle."""
-    rows, cols = w.shape
+    s = cols + 1
+    size = w.shape[0]
     r0, c0 = tile[0], tile[2]
     used_rows, used_cols = tile[1] - r0, tile[3] - c0
     w[:] = 0
-    w_valid[:] = 0
-    state = np.zeros((rows, cols), np.uint8)
-    idle = np.zeros((rows, cols), w.dtype)
-    left = np.full(rows, -1, np.int64)
-    top = np.full(cols, -1, np.int64)
-    bottom = np.full(cols, -1, np.int64)
+    wv[:] = 0
+    left[:] = -1
+    bottom[:] = -1
     reads = 0
     hops = 0
-    tracing = trace[0].shape[0] > 0
-    for s in range(rows):
-        for i in range(rows - 1, 0, -1):
-            for j in range(cols):
-                valid = w_valid[i - 1, j]
-                w[i, j] = w[i - 1, j]
-                w_valid[i, j] = valid
-                state[i, j] = valid * PRELOAD
-                hops += valid
-        row = rows - 1 - s
+    for t in range(rows):
+        # every row takes the one above it: through `below` (a copy), as a flat shift by one row
+        below[:] = w
+        below_v[:] = wv
+        w_down, wv_down, w_from, wv_from = w[s:], wv[s:], below[:size - s], below_v[:size - s]
+        for y in range(w_down.shape[0]):
+            w_down[y] = w_from[y]
+            wv_down[y] = wv_from[y]
+        row = rows - 1 - t
         for j in range(cols):
             if row < used_rows and j < used_cols:
-                w[0, j] = stationary[r0 + row, c0 + j]
-                w_valid[0, j] = 1
+                w[1 + j] = stationary[r0 + row, c0 + j]
+                wv[1 + j] = 1
                 top[j] = r0 + row
                 reads += 1
             else:
-                w[0, j] = 0
-                w_valid[0, j] = 0
+                w[1 + j] = 0
+                wv[1 + j] = 0
                 top[j] = -1
-            state[0, j] = w_valid[0, j] * PRELOAD
-            hops += w_valid[0, j]
-        if tracing:
-            record_cycle(trace, trace_start, g, f, state, w, idle, idle, idle, left, top, bottom)
+        h = 0
+        for y in range(size):  # the edge column's weight slots stay 0
+            h += wv[y]
+        hops += h
+        k = g - trace_start
+        if 0 <= k < trace[0].shape[0]:
+            record.state_plane(trace[0], k, wv, wv, s, 1, PRELOAD)
+            record.plane(trace[1], k, w, s, 1)
+            # from_left, from_top and psum stay zeros (trace.allocate)
+            record.edges(trace, k, f, left, top, bottom)
         g += 1
+    top[:] = -1
     cnt[OTHER_READS] += reads
     cnt[OPERAND_HOPS] += hops
     return g
 
 
-@njit(cache=True, nogil=True)
-def _stream(moving, tile, w, w_valid, out, cnt, trace, trace_start, g, f):
-    """T + R + C - 2 cycles: skewed inputs move one PE right, partial sums one PE down."""
-    rows, cols = w.shape
+
+@njit(cache=True, nogil=True, inline='always')  # a call per cycle would cost more than a small array's work
+def _cycle(moving, t, r0, used_rows, s, a, fl, a_in0, a_out0, f_in0, f_out0, p_out0, a_in, p_in, f_left, f_up, a_out,
+           p_out, f_out, w_0, wv_0, w_r, wv_r, m_0, h_0, q_0, m_r, h_r, q_r, left):
+    """One clock of the stream: the left edge takes the skewed inputs, then every operand moves one PE
+    right and every partial sum one PE down adding the PE's product. Reads the register set (a, fl),
+    writes the other, through the views from _views; each PE adds its MAC, operand hop and partial-sum
+    hop to its byte counts (see _tally). Returns the operands read at the edge."""
     steps = moving.shape[0]
-    r0, c0 = tile[0], tile[2]
-    used_rows, used_cols = tile[1] - r0, tile[3] - c0
-    a, a2 = np.zeros((rows, cols), w.dtype), np.zeros((rows, cols), w.dtype)
-    a_valid, a2_valid = np.zeros((rows, cols), np.uint8), np.zeros((rows, cols), np.uint8)
-    p, p2 = np.zeros((rows, cols), w.dtype), np.zeros((rows, cols), w.dtype)
-    p_valid, p2_valid = np.zeros((rows, cols), np.uint8), np.zeros((rows, cols), np.uint8)
-    state = np.zeros((rows, cols), np.uint8)
-    idle = np.zeros((rows, cols), w.dtype)
-    left = np.full(rows, -1, np.int64)
-    top = np.full(cols, -1, np.int64)
-    bottom = np.full(cols, -1, np.int64)
-    macs = 0
-    hops = 0
-    psum_hops = 0
-    reads = 0
+    rows = left.shape[0]
+    # the left edge: row i receives moving[t - i] while 0 <= t - i < T (the skew), if the fold uses it
+    lo, hi = max(0, t - steps + 1), min(used_rows, t + 1)
+    for i in range(rows):
+        e = i * s
+        a[e] = 0
+        fl[e] = 0
+        left[i] = -1
+    for i in range(lo, hi):
+        e = i * s
+        a[e] = moving[t - i, r0 + i]
+        fl[e] = A_VALID
+        left[i] = t - i
+    reads = max(0, hi - lo)
+    for y in range(a_out0.shape[0]):  # row 0: partial sums start here
+        x = a_in0[y]
+        a_out0[y] = x
+        p_out0[y] = x * w_0[y]
+        v = f_in0[y] & A_VALID
+        d = v & wv_0[y]
+        f_out0[y] = v | (d << 1)
+        m_0[y] += d
+        h_0[y] += v
+        q_0[y] += d
+    for y in range(a_out.shape[0]):  # rows 1..R-1
+        x = a_in[y]
+        a_out[y] = x
+        p_out[y] = p_in[y] + x * w_r[y]
+        v = (f_left[y] & A_VALID) | (f_up[y] & P_VALID)
+        f_out[y] = v
+        m_r[y] += v & wv_r[y]
+        h_r[y] += v & A_VALID
+        q_r[y] += v >> 1
+    return reads
+
+
+@njit(cache=True, nogil=True, inline='always')
+def _drain(out, t, rows, c0, p, fl, last, bottom):
+    """The bottom edge: finished partial sums go to the output buffer. Returns how many."""
     writes = 0
-    tracing = trace[0].shape[0] > 0  # a separate branch lets LLVM keep the untraced loop tight
-    for t in range(steps + rows + cols - 2):
-        for i in range(rows):
-            step = t - i
-            if i < used_rows and 0 <= step < steps:
-                a2[i, 0] = moving[step, r0 + i]
-                a2_valid[i, 0] = 1
-                left[i] = step
-                reads += 1
-            else:
-                a2[i, 0] = 0
-                a2_valid[i, 0] = 0
-                left[i] = -1
-            for j in range(1, cols):
-                a2[i, j] = a[i, j - 1]
-                a2_valid[i, j] = a_valid[i, j - 1]
-            if i == 0:
-                for j in range(cols):
-                    p2[0, j] = a2[0, j] * w[0, j]
-                    p2_valid[0, j] = a2_valid[0, j] if j < used_cols else 0
-            else:
-                for j in range(cols):
-                    p2[i, j] = p[i - 1, j] + a2[i, j] * w[i, j]
-                    p2_valid[i, j] = p_valid[i - 1, j]
-            row_macs = 0
-            row_hops = 0
-            row_psum_hops = 0
-            for j in range(cols):
-                did = a2_valid[i, j] & w_valid[i, j]
-                state[i, j] = did  # MAC == 1, IDLE == 0
-                row_macs += did
-                row_hops += a2_valid[i, j]
-                row_psum_hops += p2_valid[i, j]
-            macs += row_macs
-            hops += row_hops
-            psum_hops += row_psum_hops
-        a, a2 = a2, a
-        a_valid, a2_valid = a2_valid, a_valid
-        p, p2 = p2, p
-        p_valid, p2_valid = p2_valid, p_valid
-        for j in range(cols):
-            bottom[j] = -1
-            if p_valid[rows - 1, j]:
-                step = t - (rows - 1) - j
-                out[step, c0 + j] += p[rows - 1, j]
-                bottom[j] = step
-                writes += 1
-        if tracing:
-            record_cycle(trace, trace_start, g, f, state, w, a, idle, p, left, top, bottom)
-        g += 1
-    cnt[MACS] += macs
-    cnt[MOVING_READS] += reads
-    cnt[SRAM_WRITES] += writes
-    cnt[OPERAND_HOPS] += hops
-    cnt[PSUM_HOPS] += psum_hops
-    return g
+    for j in range(bottom.shape[0]):
+        bottom[j] = -1
+        if fl[last + j] & P_VALID:
+            step = t - (rows - 1) - j
+            out[step, c0 + j] += p[last + j]
+            bottom[j] = step
+            writes += 1
+    return writes
+
+
+@njit(cache=True, nogil=True)
+def _tally(count, s):
+    """Sum and clear the byte counts of the PEs (the edge column's slots hold junk, left out)."""
+    total = 0
+    for i in range(count.shape[0] // s):
+        row = count[i * s + 1:(i + 1) * s]
+        sub = 0
+        for j in range(row.shape[0]):
+            sub += row[j]
+        total += sub
+    count[:] = 0
+    return total
+
+
+@njit(cache=True, nogil=True)
+def _record(trace, k, f, a, p, fl, w, wv, s, left, top, bottom):
+    """Cycle k of the trace window (0 <= k < its length)."""
+    record.state_plane(trace[0], k, fl, wv, s, 1, MAC)  # the operand's valid bit and the weight's: a MAC
+    record.plane(trace[1], k, w, s, 1)
+    record.plane(trace[2], k, a, s, 1)
+    # from_top stays zeros (trace.allocate): nothing enters at the top while the weights stay
+    record.plane(trace[4], k, p, s, 1)
+    record.edges(trace, k, f, left, top, bottom)
