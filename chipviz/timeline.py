@@ -23,10 +23,12 @@ from typing import Sequence
 
 import numpy as np
 
+from .chip.dataflow_table import DATAFLOW_TABLE
 from .nn.phases import PHASE_TABLE
 
 __all__ = ["Segment", "Timeline", "timeline", "position", "op_at", "nice_ticks", "DEFAULT_MIN_SHARE"]
 
+TOUR_STREAM = 32  # streamed rows the tour plays of a fold: enough to fill the array and see it work
 DEFAULT_MIN_SHARE = 0.006  # about 7 px of a 1200 px bar: wide enough to see and to click
 
 
@@ -198,3 +200,12 @@ def nice_ticks(total: float, n: int = 6) -> list[int]:
     factors = (1, 2, 2.5, 5, 10) if power >= 10 else (1, 2, 5, 10)  # whole cycles only
     step = max(1, int(next(f * power for f in factors if f * power >= raw)))
     return list(range(0, int(total) + 1, step))
+
+
+def tour_stop(stats) -> int:
+    """The cycle at which the tour leaves a GEMM (a GemmStats): the end of its first fold, or,
+    when a fold streams more than TOUR_STREAM rows (a convolution's batch × pixels), the cycle at
+    which its first TOUR_STREAM rows have passed through the array. Never past the GEMM's end."""
+    flow = DATAFLOW_TABLE[stats.dataflow]
+    streamed = flow.spread(stats.m, stats.k, stats.n)[2]
+    return min(stats.cycles, flow.cycles_per_fold(stats.rows, stats.cols, min(streamed, TOUR_STREAM)))

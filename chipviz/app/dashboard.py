@@ -37,6 +37,7 @@ from .network_view import NetworkView
 from .pe_array import PEArrayView, pe_texts
 from .plots import LivePlots
 from .timeline_view import StepTimeline
+from ..timeline import tour_stop
 from ..weight_map import WeightMap
 
 log = logging.getLogger(__name__)
@@ -484,9 +485,11 @@ class Dashboard(pn.viewable.Viewer):
             self._set_caption(Message("dash.trace_error", error=str(exc)))
             return
         total = trace.start + trace.n_cycles
-        tour = self.watching and self.pace == "tour" and st.folds > 1
-        self._play_stop = min(st.cycles_per_fold, total) if tour else total
-        self._caption = prose.op_caption(op, tour_folds=st.folds if tour else None)
+        stop = min(tour_stop(st), total)
+        tour = self.watching and self.pace == "tour" and stop < st.cycles
+        self._play_stop = stop if tour else total
+        self._caption = prose.op_caption(op, tour_folds=st.folds if tour else None,
+                                         tour_cycles=(stop, st.cycles) if tour and stop < st.cycles_per_fold else None)
         pe = self.pe_array
         pe.auto_advance = not tour  # the tour moves on after the first fold; otherwise windows follow
         pe.load_trace(trace, 0, self._play_stop if tour else None, labels=self._dim_labels(op.phase),

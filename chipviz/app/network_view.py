@@ -318,7 +318,7 @@ class NetworkView(pn.viewable.Viewer):
     # ----- drawing -----
     def _refresh(self) -> None:
         snap = self.session.snapshot
-        if snap is None:
+        if snap is None or snap.conv:  # this view draws dense networks; a CNN is drawn by conv_view.py
             return
         weights = [np.asarray(w) for w in snap.weights]
         biases = [np.asarray(b) for b in snap.biases]

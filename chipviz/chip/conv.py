@@ -28,7 +28,7 @@ Output size per side (input I, kernel F, stride S), three conventions:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
 
@@ -101,12 +101,12 @@ class ConvGeometry:
                 raise ValueError(f"kernel {side} {kernel} is larger than the input {side} {size} (padding "
                                  f"{self.padding!r} adds no zeros around it)") from exc
 
-    @property
+    @cached_property  # a training step asks for these a dozen times; the geometry never changes
     def rows(self) -> tuple[int, int, int]:
         """(output height, zeros above, zeros below)."""
         return padding_amounts(self.in_h, self.kernel_h, self.stride_h, self.padding)
 
-    @property
+    @cached_property
     def cols(self) -> tuple[int, int, int]:
         """(output width, zeros left, zeros right)."""
         return padding_amounts(self.in_w, self.kernel_w, self.stride_w, self.padding)

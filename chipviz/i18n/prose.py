@@ -44,9 +44,13 @@ def direction(op) -> Message:
     return Message(f"direction.{PHASE_TABLE[op.phase].direction}")
 
 
-def op_caption(op, tour_folds: int | None = None) -> Message:
-    """The PE array's title for a GEMM: "layer 1 · forward · Y = X·W" (on the tour, which folds it skips)."""
+def op_caption(op, tour_folds: int | None = None, tour_cycles: tuple[int, int] | None = None) -> Message:
+    """The PE array's title for a GEMM: "layer 1 · forward · Y = X·W" (on the tour, what it skips:
+    folds 2 to N, or, for a long first fold, every cycle after `tour_cycles` = (shown, total))."""
     caption = Message("dash.caption", layer=op.layer, phase=direction(op), name=op.name)
+    if tour_cycles:
+        return Message("dash.caption_tour_cycles", caption=caption, shown=count(tour_cycles[0]),
+                       total=count(tour_cycles[1]))
     return Message("dash.caption_tour", caption=caption, folds=tour_folds) if tour_folds else caption
 
 

@@ -98,6 +98,8 @@ STRINGS: dict[str, dict[str, str]] = {
                        "utilisation {util} · mapping {mapping} · {energy} nJ",
                        "L{layer} {phase}：{name}</b> · 第 {step} 步 · {folds} 次折叠 · {cycles} 个周期 · "
                        "利用率 {util} · 映射效率 {mapping} · {energy} nJ"),
+    "dash.caption_tour_cycles": _e("{caption} · tour: cycles 1–{shown} of {total}, the rest skipped",
+                                   "{caption} · 导览：只播放 {total} 个周期中的第 1–{shown} 个，其余跳过"),
     "dash.caption_tour": _e("{caption} · tour: folds 2–{folds} skipped", "{caption} · 导览：跳过第 2–{folds} 次折叠"),
     "dash.vector_caption": _e("layer {layer} · {phase} · {name} on the vector unit · the array is idle",
                               "第 {layer} 层 · {phase} · 向量单元执行 {name} · 阵列空闲"),

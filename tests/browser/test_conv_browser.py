@@ -41,6 +41,11 @@ def test_a_cnn_link_draws_the_convolution_and_a_pe_click_names_its_pixel(browser
     said = said.filter(has_text=f"output pixel ({window // 8}, {window % 8})").filter(has_text=f"kernel {n}")
     said.filter(has_text=f"tap ({k // 3}, {k % 3})").first.wait_for(timeout=WAIT)  # K = kernel row · 3 + column
     page.screenshot(path=str(artifacts / "conv-1280x720.png"))
+    # watching: the tour plays the conv GEMM's first cycles only (its fold streams 2,048 windows), then moves on
+    page.get_by_role("button", name="▶ Train").click()
+    page.locator(".cv-caption", has_text="layer 1 · forward · Y = X·W · tour: cycles 1–").first.wait_for(timeout=WAIT)
+    page.locator(".cv-caption", has_text="layer 4 · forward").first.wait_for(timeout=WAIT)
+    page.get_by_role("button", name="❚❚ Pause").click()
     page.get_by_role("button", name="简体中文").click()
     page.locator(".chipviz-conv-text", has_text="卷积核").first.wait_for(timeout=WAIT)
     assert errors == []
