@@ -28,7 +28,7 @@ from .nn.phases import PHASE_TABLE
 
 __all__ = ["Segment", "Timeline", "timeline", "position", "op_at", "nice_ticks", "DEFAULT_MIN_SHARE"]
 
-TOUR_STREAM = 32  # streamed rows the tour plays of a fold: enough to fill the array and see it work
+TOUR_STREAM = 128  # streamed rows the tour plays of a fold: a dense layer's whole batch; a conv layer's first windows
 DEFAULT_MIN_SHARE = 0.006  # about 7 px of a 1200 px bar: wide enough to see and to click
 
 

@@ -165,7 +165,7 @@ def test_switching_to_chinese_relabels_every_view_and_back(dash):
         "pe.texts": "▶ 播放", "pe.labels": "批次", "net.clear": "清除选择",
         "plot.loss_x": "训练步数", "plot.loss_legend": "训练（小批量）", "plot.roofline_y": "吞吐量（每周期的 MAC 数）",
         "plot.energy_legend": "寄存器（PE 到 PE）", "plot.boundary_x": "特征 x₁",
-        "tabs": ["决策边界", "梯度下降", "利用率", "能耗", "屋顶线模型 (roofline)"],
+        "tabs": ["决策边界", "梯度下降", "利用率", "能耗", "屋顶线模型 (roofline)", "设计空间"],
     }
     for key, value in expected.items():
         assert chinese[key] == value, key
@@ -205,7 +205,7 @@ def test_rendered_tabs_are_renamed_in_place(dash):
     model = dash.plots._tabs.get_root()
     dash.lang = "zh"
     assert [panel.title for panel in model.tabs] == dash.plots.tab_names() == [
-        "决策边界", "梯度下降", "利用率", "能耗", "屋顶线模型 (roofline)"]
+        "决策边界", "梯度下降", "利用率", "能耗", "屋顶线模型 (roofline)", "设计空间"]
     dash.lang = "en"
     assert model.tabs[0].title == "Decision boundary"
 

@@ -256,7 +256,7 @@ def test_live_plots_builds_all_views():
     assert live.roofline.highlight_op == 0
     live.highlight_op = 2
     assert live.roofline.highlight_op == 2
-    assert len(live._tabs) == 5
+    assert len(live._tabs) == 6  # five plots and the design space
     assert live.loss.sources["train_loss"].data["y"][-1] == pytest.approx(s.snapshot.report.loss)
     live.dispose()
     n = len(live.loss.sources["train_loss"].data["x"])

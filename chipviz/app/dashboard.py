@@ -140,6 +140,8 @@ class Dashboard(pn.viewable.Viewer):
         self.scrub.param.watch(self._on_scrub, "value_throttled")
         self.network.param.watch(self._on_weight_selected, "selected_weight")
         self.conv_view.param.watch(self._on_conv_weight, "selected_weight")
+        self.design_space = None  # built when its tab first opens
+        self.plots.on_design_open = self._open_design_space
         self.timeline.param.watch(self._on_timeline_click, "selected_op")
         self.pe_array.param.watch(lambda *_: self._write_url(), "fps")
         self.pe_array.param.watch(lambda *_: self._move_gemm(+1), "next_gemm")
@@ -181,6 +183,8 @@ class Dashboard(pn.viewable.Viewer):
         self.controls.lang = lang
         self.network.lang = lang
         self.conv_view.lang = lang
+        if self.design_space is not None:
+            self.design_space.lang = lang
         self.plots.lang = lang
         self.timeline.lang = lang
         self.pe_array.texts = pe_texts(lang)
@@ -559,6 +563,22 @@ class Dashboard(pn.viewable.Viewer):
             return
         pe = self.pe_array
         self.conv_view.mark_pe(pe.trace, pe.cycle, pe.selected_pe or (0, 0))
+
+    def _open_design_space(self) -> None:
+        """The Design space tab: sweep chips on this network's training step (or a topology); a design
+        tapped on the scatter becomes the session's chip (the sweep keeps the sidebar's one SRAM size)."""
+        from ..sweep.workload import training_step
+        from .design_space import DesignSpaceView
+
+        s = self.session
+
+        def choose(chip: dict) -> None:
+            s.apply({k: chip[k] for k in ("rows", "cols", "dataflow", "precision", "dram_bytes_per_cycle")})
+
+        self.design_space = DesignSpaceView(
+            workload=lambda: training_step("network", s.settings(), data=s.trainer.raw_data), on_choose=choose,
+            base=s.chip_config, sram=lambda: s.sram_kib, lang=self.lang)
+        self.plots.design_slot.objects = [self.design_space]
 
     def _on_conv_weight(self, event) -> None:
         """A kernel tap clicked in the conv view: outline the PEs holding that weight in the fold shown."""

@@ -14,7 +14,9 @@ one to call `on_choose(chip_settings)` (ChipConfig's field names and values). A 
 `limit` evaluations is refused with a notice saying its size and the limit; errors are
 notices too, never a traceback, and one sweep runs per view at a time.
 
-UI strings are this module's (STRINGS, English and 简体中文) until they move to chipviz/i18n.
+In the dashboard, `sram` gives the chip's one SRAM size (the sidebar sets all three buffers
+alike), so the sweep keeps it and every design shown can be loaded as it was evaluated.
+Words: chipviz.i18n, keys "ds.*".
 """
 from __future__ import annotations
 
@@ -34,6 +36,8 @@ from ..sweep import workload as wl
 from ..sweep.pareto import front
 from ..sweep.run import SETTING_COLUMNS, evaluate_chunk
 from ..sweep.spec import SpecError, make_spec
+from .. import palette
+from ..i18n import LANGUAGES, t
 from .document import on_document, served_document
 
 DEFAULT_LIMIT = 2_000_000  # evaluations per sweep and session
@@ -41,37 +45,6 @@ ARRAYS = ("2x2", "4x4", "8x8", "16x16", "32x32", "64x64", "128x128", "8x32", "32
 SRAM_KIB = (16, 32, 64, 128, 256, 512, 1024)
 BANDWIDTHS = (1, 2, 4, 8, 16, 32, 64, 128)
 ALEXNET = "alexnet"
-
-STRINGS = {
-    "en": {
-        "title": "Design space", "workload": "Workload", "current": "current network: one training step",
-        "alexnet": "AlexNet (SCALE-Sim topology, shipped)", "upload": "a SCALE-Sim topology file (.csv)",
-        "array": "Array sizes", "dataflow": "Dataflows", "precision": "Precisions", "ifmap": "Ifmap SRAM (KiB)",
-        "filter": "Filter SRAM (KiB)", "ofmap": "Ofmap SRAM (KiB)", "bandwidth": "DRAM bandwidth (bytes/cycle)",
-        "run": "Run sweep", "axes": "Plot", "vs_cycles": "energy vs cycles", "vs_pes": "energy vs PE count",
-        "cycles": "cycles", "pes": "PEs (area)", "energy": "energy (µJ)", "front": "Pareto front",
-        "designs": "designs", "size": "{configs:,} designs × {items} operations = {evaluations:,} evaluations",
-        "limit": "This sweep has {evaluations:,} evaluations, over this page's limit of {limit:,}: narrow the ranges.",
-        "empty": "Choose at least one value of every setting.", "busy": "A sweep is already running.",
-        "done": "{configs:,} designs in {seconds:.1f} s; {front} on the Pareto front. Tap a design to load it.",
-        "failed": "The sweep failed: {error}", "chosen": "Loaded {rows}×{cols} {dataflow} {precision}.",
-        "no_file": "Upload a topology file first.",
-    },
-    "zh": {
-        "title": "设计空间", "workload": "工作负载", "current": "当前网络：一个训练步",
-        "alexnet": "AlexNet（SCALE-Sim 拓扑，内置）", "upload": "SCALE-Sim 拓扑文件（.csv）",
-        "array": "阵列尺寸", "dataflow": "数据流", "precision": "精度", "ifmap": "输入 SRAM（KiB）",
-        "filter": "权重 SRAM（KiB）", "ofmap": "输出 SRAM（KiB）", "bandwidth": "DRAM 带宽（字节/周期）",
-        "run": "运行扫描", "axes": "图", "vs_cycles": "能耗 对 周期", "vs_pes": "能耗 对 PE 数",
-        "cycles": "周期", "pes": "PE 数（面积）", "energy": "能耗（µJ）", "front": "帕累托前沿",
-        "designs": "设计", "size": "{configs:,} 个设计 × {items} 个操作 = {evaluations:,} 次评估",
-        "limit": "此扫描需 {evaluations:,} 次评估，超过本页上限 {limit:,}：请缩小范围。",
-        "empty": "每项设置至少选一个值。", "busy": "已有扫描在运行。",
-        "done": "{configs:,} 个设计，用时 {seconds:.1f} 秒；{front} 个在帕累托前沿上。点击一个设计即可载入。",
-        "failed": "扫描失败：{error}", "chosen": "已载入 {rows}×{cols} {dataflow} {precision}。",
-        "no_file": "请先上传拓扑文件。",
-    },
-}
 
 _shared_client = None
 _client_lock = threading.Lock()
@@ -102,39 +75,38 @@ class DesignSpaceView(pn.viewable.Viewer):
     step (a chipviz.sweep.workload.Workload); `base`: a callable giving the current ChipConfig
     (its clock and energy table are kept)."""
 
-    lang = param.Selector(default="en", objects=list(STRINGS))
+    lang = param.Selector(default="en", objects=list(LANGUAGES))
     running = param.Boolean(default=False)
 
     def __init__(self, workload: Callable[[], wl.Workload] | None = None,
                  on_choose: Callable[[dict], None] | None = None, base: Callable[[], ChipConfig] | None = None,
-                 client: Callable | None = shared_client, limit: int = DEFAULT_LIMIT, **params):
+                 client: Callable | None = shared_client, limit: int = DEFAULT_LIMIT,
+                 sram: Callable[[], float] | None = None, **params):
         super().__init__(**params)
         self._workload, self._on_choose, self._base = workload, on_choose, base or ChipConfig
+        self._sram = sram
         self._client, self.limit = client, limit
         self._doc = served_document()
         self._lock = threading.Lock()
-        s = STRINGS[self.lang]
-        options = {s["current"]: "current", s["alexnet"]: ALEXNET, s["upload"]: "upload"}
-        if workload is None:
-            options.pop(s["current"])
-        self.source = pn.widgets.Select(name=s["workload"], options=options)
+        self.source = pn.widgets.Select(options=self._sources())
         self.upload = pn.widgets.FileInput(accept=".csv", visible=False)
-        self.arrays = pn.widgets.MultiChoice(name=s["array"], options=list(ARRAYS),
+        self.arrays = pn.widgets.MultiChoice(options=list(ARRAYS),
                                              value=["4x4", "8x8", "16x16", "32x32"])
-        self.dataflows = pn.widgets.CheckButtonGroup(name=s["dataflow"], options=list(DATAFLOWS),
+        self.dataflows = pn.widgets.CheckButtonGroup(options=list(DATAFLOWS),
                                                      value=list(DATAFLOWS))
-        self.precisions = pn.widgets.CheckButtonGroup(name=s["precision"], options=list(PRECISIONS), value=["fp32"])
-        self.ifmap = pn.widgets.MultiChoice(name=s["ifmap"], options=list(SRAM_KIB), value=[64, 512])
-        self.filter = pn.widgets.MultiChoice(name=s["filter"], options=list(SRAM_KIB), value=[64, 512])
-        self.ofmap = pn.widgets.MultiChoice(name=s["ofmap"], options=list(SRAM_KIB), value=[256])
-        self.bandwidth = pn.widgets.MultiChoice(name=s["bandwidth"], options=list(BANDWIDTHS), value=[8, 32])
-        self.axes = pn.widgets.RadioButtonGroup(options={s["vs_cycles"]: "cycles", s["vs_pes"]: "pes"},
-                                                value="cycles")
-        self.run_button = pn.widgets.Button(name=s["run"], button_type="primary")
+        self.precisions = pn.widgets.CheckButtonGroup(options=list(PRECISIONS), value=["fp32"])
+        fixed = sram is not None  # the dashboard's one SRAM size: not swept, so every design can be loaded
+        self.ifmap = pn.widgets.MultiChoice(options=list(SRAM_KIB), value=[64, 512], visible=not fixed)
+        self.filter = pn.widgets.MultiChoice(options=list(SRAM_KIB), value=[64, 512], visible=not fixed)
+        self.ofmap = pn.widgets.MultiChoice(options=list(SRAM_KIB), value=[256], visible=not fixed)
+        self.sram_text = pn.pane.Markdown("", visible=fixed, margin=(0, 10))
+        self.bandwidth = pn.widgets.MultiChoice(options=list(BANDWIDTHS), value=[8, 32])
+        self.axes = pn.widgets.RadioButtonGroup(options={}, value="cycles")
+        self.run_button = pn.widgets.Button(button_type="primary")
         self.progress = pn.indicators.Progress(value=0, max=100, visible=False, sizing_mode="stretch_width")
         self.notice = pn.pane.Alert("", alert_type="info", visible=False)
         self.size_text = pn.pane.Markdown("")
-        self.source_data = ColumnDataSource(self._empty())
+        self.source_data = ColumnDataSource(self._empty(), name="design-points")
         self.plot = self._figure()
         self.run_button.on_click(lambda _: self.run())
         self.source.param.watch(lambda e: setattr(self.upload, "visible", e.new == "upload"), "value")
@@ -144,21 +116,45 @@ class DesignSpaceView(pn.viewable.Viewer):
             w.param.watch(lambda _: self._show_size(), "value")
         self.source_data.selected.on_change("indices", self._on_tap)
         self._results: dict | None = None
+        self._relabel()
+        self.param.watch(lambda _: self._relabel(), "lang")
+
+    def _sources(self) -> dict:
+        options = {self.tr("current"): "current", self.tr("alexnet"): ALEXNET, self.tr("upload"): "upload"}
+        if self._workload is None:
+            options.pop(self.tr("current"))
+        return options
+
+    def _relabel(self) -> None:
+        """Every word of the view in `lang` (values stay)."""
+        value = self.source.value
+        self.source.param.update(options=self._sources(), value=value, name=self.tr("workload"))
+        for widget, key in ((self.arrays, "array"), (self.dataflows, "dataflow"), (self.precisions, "precision"),
+                            (self.ifmap, "ifmap"), (self.filter, "filter"), (self.ofmap, "ofmap"),
+                            (self.bandwidth, "bandwidth")):
+            widget.name = self.tr(key)
+        axis = self.axes.value
+        self.axes.param.update(options={self.tr("vs_cycles"): "cycles", self.tr("vs_pes"): "pes"}, value=axis)
+        self.run_button.name = self.tr("run")
+        figure_ = self.plot.object
+        figure_.xaxis.axis_label = self.tr("cycles" if axis == "cycles" else "pes")
+        figure_.yaxis.axis_label = self.tr("energy")
         self._show_size()
 
     # ------------------------------------------------------------------------------ layout
 
     def __panel__(self):
         controls = pn.Column(self.source, self.upload, self.arrays, self.dataflows, self.precisions, self.ifmap,
-                             self.filter, self.ofmap, self.bandwidth, self.size_text, self.run_button, width=320)
+                             self.filter, self.ofmap, self.sram_text, self.bandwidth, self.size_text, self.run_button,
+                             width=320)
         return pn.Row(controls, pn.Column(self.axes, self.progress, self.notice, self.plot,
                                           sizing_mode="stretch_width"), sizing_mode="stretch_width")
 
     def tr(self, key: str, **values) -> str:
-        return STRINGS[self.lang][key].format(**values)
+        return t(f"ds.{key}", self.lang, **values)
 
     def _figure(self):
-        p = figure(height=420, sizing_mode="stretch_width", x_axis_type="log", y_axis_type="log",
+        p = figure(height=420, sizing_mode="stretch_width", x_axis_type="log", y_axis_type="log", name="design-space",
                    x_axis_label=self.tr("cycles"), y_axis_label=self.tr("energy"), tools="pan,wheel_zoom,reset,tap",
                    output_backend="webgl")
         p.scatter("x", "y", source=self.source_data, size="size", color="color", alpha="alpha")
@@ -183,10 +179,12 @@ class DesignSpaceView(pn.viewable.Viewer):
         if not all(values):
             raise SpecError(self.tr("empty"))
         base = self._base()
+        sram = self._sram() if self._sram is not None else None
+        buffers = [list(w.value) if sram is None else [sram] for w in (self.ifmap, self.filter, self.ofmap)]
         chip = {"array": list(self.arrays.value), "dataflow": list(self.dataflows.value),
                 "precision": list(self.precisions.value), "clock_mhz": base.clock_mhz,
-                "ifmap_sram_kib": list(self.ifmap.value), "filter_sram_kib": list(self.filter.value),
-                "ofmap_sram_kib": list(self.ofmap.value), "dram_bytes_per_cycle": list(self.bandwidth.value)}
+                "ifmap_sram_kib": buffers[0], "filter_sram_kib": buffers[1],
+                "ofmap_sram_kib": buffers[2], "dram_bytes_per_cycle": list(self.bandwidth.value)}
         energy = {f: getattr(base.energy, f) for f in base.energy.__dataclass_fields__}
         return make_spec(chip, [self.workload()], energy=energy)
 
@@ -206,6 +204,8 @@ class DesignSpaceView(pn.viewable.Viewer):
             for i, layer in enumerate(layers, 1)), "uploaded topology")
 
     def _show_size(self) -> None:
+        if self._sram is not None:
+            self.sram_text.object = self.tr("sram_fixed", kib=self._sram())
         try:
             spec = self.spec()
         except (ValueError, OSError):
@@ -302,7 +302,7 @@ class DesignSpaceView(pn.viewable.Viewer):
         self.source_data.selected.indices = []
         self.source_data.data = {
             "x": data[x_name].astype(float), "y": energy, "size": np.where(on_front, 9, 5),
-            "color": np.where(on_front, "#d62728", "#7f7f7f"), "alpha": np.where(on_front, 1.0, 0.3),
+            "color": np.where(on_front, palette.VERMILLION, "#7f7f7f"), "alpha": np.where(on_front, 1.0, 0.3),
             "rows": data["rows"], "cols": data["cols"], "dataflow": data["dataflow"],
             "precision": data["precision"], "ifmap": data["ifmap_sram_kib"], "filter": data["filter_sram_kib"],
             "ofmap": data["ofmap_sram_kib"], "bandwidth": data["dram_bytes_per_cycle"], "cycles": data["cycles"],

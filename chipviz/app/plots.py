@@ -1187,7 +1187,7 @@ class LivePlots(pn.viewable.Viewer):
     highlight_op = param.Integer(default=None, allow_None=True, doc="passed to the roofline")
     lang = param.Selector(default="en", objects=list(LANGUAGES), doc="language of every plot and tab")
 
-    TAB_KEYS = ("tab.boundary", "tab.descent", "tab.utilization", "tab.energy", "tab.roofline")
+    TAB_KEYS = ("tab.boundary", "tab.descent", "tab.utilization", "tab.energy", "tab.roofline", "tab.design")
 
     def __init__(self, session: TrainingSession, **params):
         super().__init__(session=session, **params)
@@ -1200,12 +1200,15 @@ class LivePlots(pn.viewable.Viewer):
         self.roofline = RooflinePlot(session, highlight_op=self.highlight_op, lang=lang)
         self.param.watch(lambda e: setattr(self.roofline, "highlight_op", e.new), "highlight_op")
         self.views = (self.loss, self.boundary, self.descent, self.utilization, self.energy, self.roofline)
-        panes = (self.boundary, self.descent, self.utilization, self.energy, self.roofline)
+        # the design-space tab is built by the dashboard when first opened (a sweep view: widgets, a Dask client)
+        self.design_slot = pn.Column(sizing_mode="stretch_width", min_height=60)
+        self.on_design_open = None  # set by the dashboard: called once, when the tab first opens
+        panes = (self.boundary, self.descent, self.utilization, self.energy, self.roofline, self.design_slot)
         self._tabs = pn.Tabs(*zip(self.tab_names(), panes), dynamic=False, sizing_mode="stretch_width",
                              tabs_location="above")
         # the views of each tab, in order: only the open tab's views redraw as training goes on (the loss,
         # outside the tabs, always does)
-        self._tab_views = ((self.boundary,), (self.descent,), (self.utilization,), (self.energy,), (self.roofline,))
+        self._tab_views = ((self.boundary,), (self.descent,), (self.utilization,), (self.energy,), (self.roofline,), ())
         self._tabs.param.watch(self._on_tab, "active")
         self._on_tab()
         self.param.watch(self._on_lang, "lang")
@@ -1222,6 +1225,8 @@ class LivePlots(pn.viewable.Viewer):
         for i, views in enumerate(self._tab_views):
             for view in views:
                 view.shown = i == self._tabs.active
+        if self._tabs.active == len(self._tab_views) - 1 and not self.design_slot.objects and self.on_design_open:
+            self.on_design_open()
 
     def tab_names(self) -> list[str]:
         return [t(key, self.lang) for key in self.TAB_KEYS]
