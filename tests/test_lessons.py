@@ -23,7 +23,8 @@ from chipviz.nn.trainer import Diverged, Trainer, TrainSettings
 ROOT = Path(__file__).resolve().parents[1]
 LESSONS = ROOT / "lessons"
 EXPECTED_SLUGS = ["processing-element", "systolic-matmul", "folding", "dataflows", "forward-pass",
-                  "learning-rate", "backpropagation", "memory-energy", "precision", "seed-network-cost"]
+                  "learning-rate", "backpropagation", "memory-energy", "precision", "seed-network-cost",
+                  "batch-size", "convolution", "cpu-gpu-tpu", "power-wall"]
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
@@ -56,6 +57,8 @@ def oracle_chip(settings: dict) -> ChipConfig:
 def oracle_trainer(settings_key: tuple, steps: int, keep: bool = False) -> Trainer:
     s = dict(settings_key)
     hidden = (s["width1"], s["width2"], s["width3"], s["width4"])[: s["hidden_layers"]]
+    if s["model"] == "cnn":  # chipviz.nn.conv's grammar: a k×k convolution of F filters, then 2×2 max pooling
+        hidden = (f"conv{s['kernel']}x{s['kernel']}x{s['filters']}", "pool2") + hidden
     ts = TrainSettings(dataset=s["dataset"], hidden=hidden, activation=s["activation"], optimizer=s["optimizer"],
                        lr=s["lr"], batch_size=s["batch_size"], seed=s["seed"], noise=s["noise"])
     trainer = Trainer(ts, oracle_chip(s).with_(precision=s["precision"]), keep_operands=keep)
@@ -95,7 +98,11 @@ GEMM_FIELDS = {  # (stats, chip) -> value, written from the definitions, not fro
     "preload_cycles": lambda s, c: 0 if s.dataflow == "os" else s.rows,
     "tops_per_watt": lambda s, c: 2 * s.m * s.k * s.n / s.energy_pj["total"],
     "bound": lambda s, c: "memory" if s.macs / s.dram_bytes * c.dram_bytes_per_cycle < c.rows * c.cols else "compute",
+    "gemm_m": lambda s, c: s.m, "gemm_k": lambda s, c: s.k, "gemm_n": lambda s, c: s.n,
+    "dram_reads": lambda s, c: s.dram_reads, "sram_reads_ifmap": lambda s, c: s.sram_reads_ifmap,
+    "achieved_tops": lambda s, c: 2 * s.m * s.k * s.n * c.clock_mhz * 1e6 / s.cycles / 1e12,
 }
+STATIC_W_PER_PE = 28 / 65_536  # the assumption lesson 14 states: TPU v1's 28 W idle power over its 65,536 PEs
 
 
 @lru_cache(maxsize=16)
@@ -168,6 +175,8 @@ def oracle(query: L.Query):
                  "register_pj_per_byte": e.register_pj_per_byte,
                  "operand_bytes": 1 if c.precision == "int8" else 4}
         mac = table["mac_pj"]
+        table["peak_mac_power_w"] = c.rows * c.cols * mac * 1e-12 * c.clock_mhz * 1e6
+        table["static_power_w"] = 28.0 * c.rows * c.cols / 65_536
         table["dram_word_macs"] = table["operand_bytes"] * e.dram_pj_per_byte / mac
         table["sram_word_macs"] = table["operand_bytes"] * e.sram_pj_per_byte / mac
         return table[query.measure]
@@ -189,6 +198,7 @@ def oracle(query: L.Query):
             "train_loss": lambda: t.last.loss, "diverged": lambda: "yes" if t.diverged else "no",
             "diverged_at": lambda: t.step_count + 1 if t.diverged else 0,
             "step_utilization": lambda: 100 * sum(op.macs for op in ops) / (sum(op.cycles for op in ops) * cfg.pes),
+            "step_energy_with_static_uj": lambda: (energy * 1e-12 + STATIC_W_PER_PE * cfg.pes * seconds) * 1e6,
             "steps_per_epoch": lambda: math.ceil(len(t.data.x_train) / s["batch_size"]),
             "epoch_time_ms": lambda: seconds * 1e3 * math.ceil(len(t.data.x_train) / s["batch_size"]),
             "epoch_energy_mj": lambda: energy / 1e9 * math.ceil(len(t.data.x_train) / s["batch_size"]),
@@ -257,7 +267,7 @@ def oracle_expected(q: L.Question):
 @pytest.mark.parametrize("lang", L.LANGUAGES)
 def test_every_lesson_parses_with_the_required_shape(lang):
     lessons = L.load_lessons(lang, LESSONS)
-    assert [l.number for l in lessons] == list(range(1, 11))
+    assert [l.number for l in lessons] == list(range(1, 15))
     assert [l.slug for l in lessons] == EXPECTED_SLUGS
     for lesson in lessons:
         assert lesson.title and lesson.intro and lesson.goals, lesson.id
@@ -847,7 +857,7 @@ def test_every_lesson_states_its_time_and_prerequisites(en, zh):
     for a, b in zip(en, zh):
         assert a.minutes and 10 <= a.minutes <= 90 and (a.minutes, a.requires) == (b.minutes, b.requires), a.id
         assert all(n < a.number for n in a.requires), a.id
-        if a.number in (3, 6, 10):  # second-edition lessons so far: a derivation and an open design challenge
+        if a.number in (3, 6, 10, 11, 12, 13, 14):  # second edition: a derivation and an open design challenge
             assert any(e.title.startswith("Derivation") for e in a.exercises), a.id
             assert any(e.title == "Design challenge" for e in a.exercises), a.id
 
@@ -889,3 +899,63 @@ def test_guard_lesson_10_counts_the_seed_network(en):
     q = lesson.steps[0].question
     assert L.expected_answer(q) == 32 * (3 * (784 * 64 + 64 * 64 + 64 * 10) - 784 * 64)
     assert L.expected_answer(lesson.steps[2].question) < 1024 / 10  # far from "1,024 times faster"
+
+
+def test_guard_lesson_11_batch_size(en):
+    lesson = next(l for l in en if l.number == 11)
+    one = lesson.steps[1]  # batch 1 on 8×8 ws: a fold of 2R + C + M − 2 = 23 cycles, one MAC per PE
+    assert L.expected_answer(one.question) == pytest.approx(100 / (2 * 8 + 8 + 1 - 2), abs=0.05)
+    assert 1 < L.expected_answer(lesson.steps[0].question) < 4  # four times the batch, less than four times the time
+    epoch = L.expected_answer(lesson.steps[2].question)
+    assert 1 < epoch < 256 / 8  # fewer steps, but each longer
+    assert L.expected_answer(lesson.steps[3].question) == "8"
+    steps = {b: L.measure_value(L.Query("steps_per_epoch", L._key({**lesson.steps[3].settings, "batch_size": b})))
+             for b in (8, 256)}
+    assert steps == {8: 180, 256: 6} == {b: -(-1437 // b) for b in (8, 256)}  # the over = { steps = … } values
+
+
+def test_guard_lesson_12_convolution_as_a_gemm(en):
+    lesson = next(l for l in en if l.number == 12)
+    step = lesson.steps[0]
+    t = oracle_trainer(L._key(step.settings), 1)
+    _, op = oracle_op(t, "L1.forward")
+    assert (op.stats.m, op.stats.k, op.stats.n) == (32 * 8 * 8, 3 * 3 * 1, 8)  # M = B·H·W, K = k·k·C, N = F
+    assert L.expected_answer(step.question) == 32 * 8 * 8
+    # DRAM reads every pixel and weight once; SRAM feeds the unrolled A, M·K reads
+    assert L.expected_answer(lesson.steps[2].question) == 32 * 64 + 9 * 8 == op.stats.dram_reads
+    assert op.stats.sram_reads_ifmap == (32 * 64) * 9
+    # a 5×5 kernel: ⌈25/8⌉ against ⌈9/8⌉ row folds of the same length
+    assert L.expected_answer(lesson.steps[1].question) == pytest.approx(4 / 2)
+    _, dw = oracle_op(t, "L1.dW")
+    assert (dw.stats.m, dw.stats.k, dw.stats.n) == (9, 2048, 8) and dw.stats.macs == op.stats.macs  # dW = Aᵀ·dZ
+
+
+def test_guard_lessons_13_and_14_chip_figures(en):
+    l13 = next(l for l in en if l.number == 13)
+    assert L.expected_answer(l13.steps[0].question) == pytest.approx(256 * 256 / 48.57)
+    assert abs(256 * 256 / 48.57 - 1350) < 5  # TPU v1's published ridge
+    # the inputs' arithmetic the text states: CPU ≈ 13 and GPU ≈ 9 MACs per byte, 35× and 100×
+    assert round(1.3e12 / 2 / 51e9) == 13 and round(2.8e12 / 2 / 160e9) == 9
+    assert round(92 / 2.6) == 35 and round(256 * 256 / 48.57 / 13, -1) == 100
+    assert L.expected_answer(l13.steps[2].question) == "below_cpu"
+    l14 = next(l for l in en if l.number == 14)
+    assert L.expected_answer(l14.steps[0].question) == pytest.approx(2.0, rel=0.01)  # power doubles with the clock
+    assert 256 * 256 * 4.6e-12 * 700e6 > 75 > 256 * 256 * 0.3e-12 * 700e6  # fp32 MACs exceed TPU v1's TDP, int8 fit
+    assert L.expected_answer(l14.steps[1].question) == "exceeds"
+    assert math.isqrt(int(10 / (0.3e-12 * 700e6))) == 218  # the exercise's 10 W array
+
+
+def test_feedback_renders_the_explanation_in_the_steps_state_not_the_questions(en, zh):
+    """A question's chip = …/net = … change what it measures, not the step's text: lesson 14 step 1 asks about
+    1,400 MHz, and its explanation still compares 1,400 with the step's 700 MHz."""
+    for lessons in (en, zh):
+        for lesson, step in all_steps(lessons):
+            if step.question:
+                fb = L.check_answer(step.question, "12345" if step.question.kind == "number" else
+                                    step.question.choices[0])
+                assert L.render_step(step, step.question.explanation) in fb.explanation, (lesson.id, step.number)
+    step = next(l for l in en if l.number == 14).steps[0]
+    fb = L.check_answer(step.question, "1")
+    fast = L.measure_value(L.Query("step_power_w", L._key({**step.settings, "clock_mhz": 1400.0})))
+    slow = L.measure_value(L.Query("step_power_w", L._key(step.settings)))
+    assert f"{L.format_value('step_power_w', fast)} against {L.format_value('step_power_w', slow)}" in fb.explanation

@@ -136,11 +136,11 @@ def check_answer(question: Question, answer_text, context: AnswerContext | None 
     verdict = ui(lang, "right") if correct else ui(lang, "wrong")
     detail = ui(lang, "simulator_says", expected=shown) if correct else ui(lang, "you_said", given=given,
                                                                           expected=shown)
-    step_settings = dict(question.query.settings)
-    explanation = render(question.explanation, step_settings, lang, question.query.op, question.query.steps)
+    settings, op, steps = question.context or (question.query.settings, question.query.op, question.query.steps)
+    explanation = render(question.explanation, dict(settings), lang, op, steps)
     why = tempting_text(question, text) if not correct else None
     if why is not None:
-        why = render(why, step_settings, lang, question.query.op, question.query.steps)
+        why = render(why, dict(settings), lang, op, steps)
         explanation = f"*{ui(lang, 'tempting', given=given)}* {why}\n\n{explanation}"
     return Feedback(bool(correct), expected, f"**{verdict}** {detail}\n\n{explanation}".rstrip())
 

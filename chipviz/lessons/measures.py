@@ -96,6 +96,15 @@ for _name, _fmt, _dec, _ue, _uz, _doc, _get in [
     ("achieved_macs_per_cycle", "float", 1, "MACs/cycle", "次乘累加/周期", "MACs per cycle achieved",
      lambda s, mp: s.achieved_macs_per_cycle),
     ("time_us", "float", 3, "µs", "微秒", "time at the chip's clock", lambda s, mp: s.seconds * 1e6),
+    ("gemm_m", "int", 0, "", "", "M: rows of A and of the output", lambda s, mp: s.m),
+    ("gemm_k", "int", 0, "", "", "K: columns of A, rows of B (the summed dimension)", lambda s, mp: s.k),
+    ("gemm_n", "int", 0, "", "", "N: columns of B and of the output", lambda s, mp: s.n),
+    ("dram_reads", "int", 0, "values", "个数值", "operand values read from DRAM (A and B, each value once if it fits)",
+     lambda s, mp: s.dram_reads),
+    ("sram_reads_ifmap", "int", 0, "reads", "次读取", "reads of A (the inputs) from SRAM into the array",
+     lambda s, mp: s.sram_reads_ifmap),
+    ("achieved_tops", "float", 2, "TOPS", "TOPS", "operations per second achieved, in 10¹² (2 × MACs / time)",
+     lambda s, mp: 2 * s.macs / s.seconds / 1e12),
 ]:
     _gemm_measure(_name, _fmt, _dec, _ue, _uz, _doc, _get)
 
@@ -171,6 +180,9 @@ def _step_utilization(t):
 
 for _name, _fmt, _dec, _ue, _uz, _doc, _get in [
     ("step_utilization", "percent", 1, "", "", "MACs of one training step / (its cycles × PEs)", _step_utilization),
+    ("step_energy_with_static_uj", "float", 2, "µJ", "µJ",
+     "energy of one training step plus the assumed static power (STATIC_W_PER_PE × PEs) over its time",
+     lambda t: t.last.energy_pj / 1e6 + STATIC_W_PER_PE * t.chip.pes * _step_seconds(t) * 1e6),
     ("steps_per_epoch", "int", 0, "steps", "步", "training steps (weight updates) in one pass over the training split",
      lambda t: t.steps_per_epoch),
     ("epoch_time_ms", "float", 2, "ms", "毫秒", "time of one epoch: one step's time × steps per epoch",
@@ -185,6 +197,9 @@ for _name, _fmt, _dec, _ue, _uz, _doc, _get in [
 # depend on the values), so the lesson needs no MNIST files.
 MNIST_INPUTS, MNIST_CLASSES, MNIST_TRAIN_IMAGES = 784, 10, 60_000
 USD_PER_KWH = 0.15  # an assumed electricity price, stated in the lessons that use it
+# ChipViz's energy is dynamic only. Lesson 14 adds static (leakage) power as a stated assumption:
+# TPU v1's idle power, 28 W (Jouppi et al., ISCA 2017, Table 2), shared by its 65,536 PEs.
+STATIC_W_PER_PE = 28 / 65_536
 
 
 def _mnist_epoch_steps(t):
@@ -242,6 +257,10 @@ for _name, _fmt, _dec, _ue, _uz, _doc, _get in [
      lambda c: c.energy.sram_pj_per_byte),
     ("register_pj_per_byte", "float", 2, "pJ", "pJ", "energy to pass one byte to the next PE",
      lambda c: c.energy.register_pj_per_byte),
+    ("peak_mac_power_w", "float", 1, "W", "W", "power of the MACs alone with every PE busy: PEs × MAC energy × clock",
+     lambda c: c.pes * c.energy.mac_pj(c.precision) * 1e-12 * c.clock_mhz * 1e6),
+    ("static_power_w", "float", 2, "W", "W", "the assumed static power: STATIC_W_PER_PE × PEs (ChipViz has none)",
+     lambda c: STATIC_W_PER_PE * c.pes),
     ("operand_bytes", "int", 0, "bytes", "字节", "bytes per operand in the chosen precision",
      lambda c: c.spec.operand_bytes),
     ("dram_word_macs", "float", 0, "MACs", "次乘累加",
@@ -415,4 +434,4 @@ def format_value(measure: str, value, lang: str = "en", digits: int | None = Non
 
 SINGULAR = {"cycles": "cycle", "folds": "fold", "row folds": "row fold", "column folds": "column fold",
             "MACs": "MAC", "bytes": "byte", "reads": "read", "writes": "write", "hops": "hop", "PEs": "PE",
-            "GEMMs": "GEMM", "parameters": "parameter", "steps": "step"}
+            "GEMMs": "GEMM", "parameters": "parameter", "steps": "step", "values": "value"}

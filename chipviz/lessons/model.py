@@ -51,6 +51,9 @@ class Question:
     # tempting wrong answers, each with its own explanation: {choice: text} (choice questions) or
     # {number: text} (number questions); shown before the explanation to a student who gave that answer
     tempting: dict = field(default_factory=dict)
+    # the step's own (settings key, op, train steps): the explanation and the tempting answers are texts of
+    # the step, rendered in its state, not in the question's (whose chip = …, net = … change only the measure)
+    context: tuple | None = None
 
     @property
     def measure(self) -> Measure:

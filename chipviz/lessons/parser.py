@@ -22,7 +22,8 @@ from .placeholders import placeholders_in, resolve_placeholder
 LESSONS_DIR = Path(os.environ["CHIPVIZ_LESSONS"]) if "CHIPVIZ_LESSONS" in os.environ else shipped_path("lessons")
 
 CHIP_KEYS = ("rows", "cols", "dataflow", "clock", "sram", "bw", "precision")
-NET_KEYS = ("dataset", "hidden", "w1", "w2", "w3", "w4", "act", "opt", "lr", "batch", "seed", "precision", "noise")
+NET_KEYS = ("dataset", "model", "filters", "kernel", "hidden", "w1", "w2", "w3", "w4", "act", "opt", "lr", "batch",
+            "seed", "precision", "noise")
 VIEW_KEYS = ("op", "cycle", "train_steps", "hide", "lock", "tab", "pace")
 LESSON_BLOCK_KEYS = ("hide", "lock", "minutes", "requires")
 QUESTION_KEYS = ("type", "measure", "gemm", "op", "steps", "chip", "net", "source", "tolerance", "rel_tolerance",
@@ -457,7 +458,8 @@ class _Parser:
                              "minus and divided_by are for number questions and choice questions with bins")
         self._check_placeholders(prompt, prompt_lines, **where)
         return Question(kind, prompt, explanation, dict(q), query, self.language, choices, labels, over, choose,
-                        minus, divided, tol, rel, source, q_line, self.where, bin_limits)
+                        minus, divided, tol, rel, source, q_line, self.where, bin_limits,
+                        context=(_key(where["settings"]), where["op"], where["steps"]))
 
     def _tempting(self, question: Question, lines, heading_line: int, where: dict) -> Question:
         """The '### Tempting answers' section: list items '- answer: why a student might give it'."""

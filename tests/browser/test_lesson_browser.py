@@ -123,3 +123,44 @@ def test_teacher_link_opens_a_step_in_chinese_with_controls_hidden_and_locked(br
     page.wait_for_function("() => location.search.includes('lang=en')", timeout=TIMEOUT)  # the link follows
     page.close()
     assert errors == [], errors
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_a_new_lesson_through_a_link_a_tempting_answer_then_a_right_one(browser, lesson_app, artifacts, page_errors,
+                                                                        lang):
+    """Lesson 11 (batch size) opened by a teacher's link at 1280×720, in each language: the tempting answer
+    "4" (four times the batch, four times the time) shows its own explanation, then the next step is
+    answered right."""
+    expect = _expect()
+    lesson = next(l for l in L.load_lessons(lang) if l.number == 11)
+    first, second = lesson.steps[0], lesson.steps[1]
+    assert 4.0 in first.question.tempting
+    right = L.format_expected(second.question, L.expected_answer(second.question)).rstrip("%")
+    n = len(lesson.steps)
+
+    page = browser.new_page(viewport={"width": 1280, "height": 720})
+    errors = page_errors(page)
+    page.goto(f"{lesson_app}?lesson=11&step=1&lang={lang}")
+    expect(page.get_by_text(L.ui(lang, "step_of", i=1, n=n))).to_be_visible(timeout=TIMEOUT)
+    expect(page.get_by_text(L.ui(lang, "step_title", i=1, title=first.title))).to_be_visible(timeout=TIMEOUT)
+
+    box = page.get_by_placeholder(L.ui(lang, "number_hint"))
+    box.fill("4")
+    page.get_by_role("button", name=L.ui(lang, "check")).click()
+    expect(page.get_by_text(L.ui(lang, "wrong"))).to_be_visible(timeout=TIMEOUT)
+    expect(page.get_by_text(L.ui(lang, "tempting", given="4"))).to_be_visible(timeout=TIMEOUT)
+    why = L.render_step(first, first.question.tempting[4.0]).split()[:4]  # the tempting answer's own words
+    expect(page.get_by_text(re.compile(re.escape(" ".join(why))))).to_be_visible(timeout=TIMEOUT)
+    page.screenshot(path=str(artifacts / f"lesson-11-tempting-{lang}.png"))
+
+    page.get_by_role("button", name=L.ui(lang, "next")).click()
+    expect(page.get_by_text(L.ui(lang, "step_title", i=2, title=second.title))).to_be_visible(timeout=TIMEOUT)
+    page.wait_for_function("() => location.search.includes('step=2') && location.search.includes('batch=1')",
+                           timeout=TIMEOUT)  # the step's state reached the session: a batch of one
+    box = page.get_by_placeholder(L.ui(lang, "number_hint"))
+    box.fill(right)
+    page.get_by_role("button", name=L.ui(lang, "check")).click()
+    expect(page.get_by_text(L.ui(lang, "right"))).to_be_visible(timeout=TIMEOUT)
+    page.screenshot(path=str(artifacts / f"lesson-11-right-{lang}.png"))
+    page.close()
+    assert errors == [], errors
