@@ -60,10 +60,16 @@ class ConvView(pn.viewable.Viewer):
         self._element = None
         self._a_origin = self._b_origin = 0.0
         self._map_origin: dict[int, tuple[float, float]] = {}
-        self._layout = pn.Column(self.text, self.layer_fig, self.im2col_fig, sizing_mode="stretch_width", margin=0,
-                                 visible=self.visible)
-        self.param.watch(lambda e: setattr(self._layout, "visible", e.new), "visible")
+        # an MLP's page never shows this view: its figures join the page the first time it is shown
+        self._layout = pn.Column(sizing_mode="stretch_width", margin=0, visible=self.visible)
+        self.param.watch(self._on_visible, "visible")
+        self._on_visible()
         self.param.watch(self._on_lang, "lang")
+
+    def _on_visible(self, *_) -> None:
+        if self.visible and not self._layout.objects:
+            self._layout.objects = [self.text, self.layer_fig, self.im2col_fig]
+        self._layout.visible = self.visible
 
     def _on_lang(self, _) -> None:
         if self._state is not None:

@@ -1204,7 +1204,7 @@ class LivePlots(pn.viewable.Viewer):
         self.design_slot = pn.Column(sizing_mode="stretch_width", min_height=60)
         self.on_design_open = None  # set by the dashboard: called once, when the tab first opens
         panes = (self.boundary, self.descent, self.utilization, self.energy, self.roofline, self.design_slot)
-        self._tabs = pn.Tabs(*zip(self.tab_names(), panes), dynamic=False, sizing_mode="stretch_width",
+        self._tabs = pn.Tabs(*zip(self.tab_names(), panes), dynamic=True, sizing_mode="stretch_width",
                              tabs_location="above")
         # the views of each tab, in order: only the open tab's views redraw as training goes on (the loss,
         # outside the tabs, always does)
