@@ -137,6 +137,15 @@ def _prepare(spec: SweepSpec, out: str, restart: bool) -> tuple[str, set[int]]:
     return folder, set()
 
 
+def evaluate_and_write(spec: SweepSpec, index: int, folder: str) -> int:
+    """A task for workers that share this machine's files (a LocalCluster): evaluate chunk `index`
+    and write its part there, returning only its row count, so that the client neither decodes
+    nor writes the tables (it would compete with the workers for the same cores)."""
+    table = evaluate_chunk(spec, index)
+    _write_part(folder, index, table)
+    return table.num_rows
+
+
 def _write_part(folder: str, index: int, table) -> None:
     import pyarrow.parquet as pq
 
@@ -224,7 +233,8 @@ def run_sweep(spec: SweepSpec, out: str, *, csv: str | None = None, executor: st
                     if stop_after is not None and written >= stop_after:
                         break
             else:
-                written = _run_dask(spec, folder, todo, bar, client, stop_after, window)
+                written = _run_dask(spec, folder, todo, bar, client, stop_after, window, workers_write=own and
+                                    scheduler is None)
     finally:
         if bar is not None:
             bar.close()
@@ -239,7 +249,10 @@ def run_sweep(spec: SweepSpec, out: str, *, csv: str | None = None, executor: st
                    time.perf_counter() - started, complete)
 
 
-def _run_dask(spec, folder, todo, bar, client, stop_after, window) -> int:
+def _run_dask(spec, folder, todo, bar, client, stop_after, window, workers_write: bool = False) -> int:
+    """Chunks as tasks, a few in flight. `workers_write`: the workers are on this machine (a
+    LocalCluster this run started), so each writes its own part; otherwise the tables come back
+    and are written here (a remote cluster's workers may not see this folder)."""
     from distributed import as_completed
 
     futures = None
@@ -250,21 +263,28 @@ def _run_dask(spec, folder, todo, bar, client, stop_after, window) -> int:
         key = f"{spec.fingerprint()}-{os.urandom(4).hex()}"  # this run's tasks: never an older run's keys
         pending = iter(todo)
         futures = as_completed()
+
+        def submit(index):
+            if workers_write:
+                return client.submit(evaluate_and_write, spec_future, index, folder, key=f"sweep-{key}-{index}",
+                                     pure=False)
+            return client.submit(evaluate_chunk, spec_future, index, key=f"sweep-{key}-{index}", pure=False)
+
         for index in _take(pending, window):
-            futures.add(client.submit(evaluate_chunk, spec_future, index, key=f"sweep-{key}-{index}", pure=False))
+            futures.add(submit(index))
         written = 0
         for future in futures:
-            table = future.result()
+            result = future.result()
             index = int(future.key.rsplit("-", 1)[1])
-            _write_part(folder, index, table)
+            if not workers_write:
+                _write_part(folder, index, result)
             future.release()
             written += 1
             bar.advance(spec, index)
             if stop_after is not None and written >= stop_after:
                 break
             for index in _take(pending, 1):
-                futures.add(client.submit(evaluate_chunk, spec_future, index, key=f"sweep-{key}-{index}",
-                                          pure=False))
+                futures.add(submit(index))
         return written
     finally:
         if futures is not None:  # stopped early: cancel what is still queued or running
