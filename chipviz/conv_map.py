@@ -94,3 +94,12 @@ def images_from_im2col(a: np.ndarray, geometry: ConvGeometry, batch: int) -> np.
     real = addresses >= 0
     flat[addresses[real]] = np.asarray(a, np.float32)[real]
     return flat.reshape(batch, *geometry.in_shape)
+
+
+def js_geometry(geometry: ConvGeometry, phase: str) -> dict:
+    """What the PE array's tooltip needs to name, in the browser, the window, pixel, tap and kernel
+    of a conv GEMM's element (m, k, n): the same arithmetic as `element`."""
+    (_, top, _), (_, left, _) = geometry.rows, geometry.cols
+    return {"roles": "".join(ROLES[phase]), "out_pixels": geometry.out_pixels, "out_w": geometry.out_w,
+            "kernel_w": geometry.kernel_w, "channels": geometry.channels, "stride_h": geometry.stride_h,
+            "stride_w": geometry.stride_w, "top": top, "left": left, "in_h": geometry.in_h, "in_w": geometry.in_w}

@@ -37,6 +37,7 @@ from .network_view import NetworkView
 from .pe_array import PEArrayView, pe_texts
 from .plots import LivePlots
 from .timeline_view import StepTimeline
+from ..conv_map import js_geometry
 from ..timeline import tour_stop
 from ..weight_map import WeightMap
 
@@ -496,6 +497,8 @@ class Dashboard(pn.viewable.Viewer):
                                          tour_cycles=(stop, st.cycles) if tour and stop < st.cycles_per_fold else None)
         pe = self.pe_array
         pe.auto_advance = not tour  # the tour moves on after the first fold; otherwise windows follow
+        geometry = snap.geometry(op.layer)
+        pe.conv = js_geometry(geometry, op.phase) if geometry is not None else {}
         pe.load_trace(trace, 0, self._play_stop if tour else None, labels=self._dim_labels(op.phase),
                       total_cycles=total, caption=self._caption_text())
         if play:

@@ -562,13 +562,31 @@ export function render({ model, el: host }) {
     else if (state === 1) {
       const now = { [r.streamed]: eL };
       if (eL == null) what = T("tip_unknown");
-      else what = `<span class="cv-math">${elem("C", now)} += ${elem("A", now)} · ${elem("B", now)}</span>`;
+      else {
+        what = `<span class="cv-math">${elem("C", now)} += ${elem("A", now)} · ${elem("B", now)}</span>`;
+        const conv = convTerm({ ...at, ...now });
+        if (conv) what += "<br>" + conv;
+      }
     } else if (state === 2) {   // the stationary operand shifts in from the top: its row index entered there
       what = T("tip_preload", { elem: seen(eT) ? ` ${elem(r.stationary, { [r.rows]: eT })}` : "" });
     } else if (state === 3) what = T("tip_stall");
     else what = T("tip_idle");
     lines.push(what);
     return lines.join("<br>");
+  }
+
+  // a conv layer's GEMM: element (M, K, N) as window, tap, input pixel and kernel (chipviz.conv_map.element)
+  function convTerm(dims) {
+    const g = model.conv;
+    if (!g || !g.roles) return "";
+    const role = {};
+    ["M", "K", "N"].forEach((d, q) => { role[g.roles[q]] = dims[d]; });
+    const image = Math.floor(role.p / g.out_pixels), pixel = role.p % g.out_pixels;
+    const oy = Math.floor(pixel / g.out_w), ox = pixel % g.out_w;
+    const tap = Math.floor(role.t / g.channels), ty = Math.floor(tap / g.kernel_w), tx = tap % g.kernel_w;
+    const iy = oy * g.stride_h + ty - g.top, ix = ox * g.stride_w + tx - g.left;
+    const inside = iy >= 0 && iy < g.in_h && ix >= 0 && ix < g.in_w;
+    return T(inside ? "tip_conv" : "tip_conv_pad", { image: image + 1, oy, ox, ty, tx, iy, ix, f: role.f });
   }
 
   function showTip() {

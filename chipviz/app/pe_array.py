@@ -104,6 +104,8 @@ class PEArrayView(JSComponent):
     caption = param.String(default="", doc="Title line; the view appends the live fold and cycle.")
     labels = param.Dict(default={}, doc="Meaning of GEMM dimensions for axis titles, e.g. {'K': 'input features'}.")
     selected_pe = param.Tuple(default=None, length=2, allow_None=True, doc="(row, col) of the PE last clicked.")
+    conv = param.Dict(default={}, doc="A convolution's shapes when the GEMM shown is a conv layer's "
+                                      "(chipviz.conv_map.js_geometry): the tooltip names the window, pixel and kernel.")
     highlight = PEList(default=[], item_type=tuple, doc="(row, col) PEs to outline.")
     at_end = param.Boolean(default=False, doc="True while the last cycle of the batch is shown.")
     next_gemm = param.Event(doc="The student asked for the next GEMM (key n); the app answers with load_trace.")

@@ -40,6 +40,11 @@ def test_a_cnn_link_draws_the_convolution_and_a_pe_click_names_its_pixel(browser
     said = page.locator(".chipviz-conv-text", has_text=f"A[{m}, {k}] · B[{k}, {n}]")
     said = said.filter(has_text=f"output pixel ({window // 8}, {window % 8})").filter(has_text=f"kernel {n}")
     said.filter(has_text=f"tap ({k // 3}, {k % 3})").first.wait_for(timeout=WAIT)  # K = kernel row · 3 + column
+    # hovering the PE says the same in the tooltip: the window, the tap's input pixel and the kernel
+    page.mouse.move(*pe_point(page, 1, 2))
+    tip = page.locator(".cv-tip", has_text=f"window ({window // 8}, {window % 8}) of image {m // 64 + 1}").first
+    tip.wait_for(timeout=WAIT)
+    assert f"tap ({k // 3}, {k % 3})" in tip.inner_text() and f"kernel {n}" in tip.inner_text()
     page.screenshot(path=str(artifacts / "conv-1280x720.png"))
     # watching: the tour plays the conv GEMM's first cycles only (its fold streams 2,048 windows), then moves on
     page.get_by_role("button", name="▶ Train").click()
