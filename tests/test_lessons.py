@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LESSONS = ROOT / "lessons"
 EXPECTED_SLUGS = ["processing-element", "systolic-matmul", "folding", "dataflows", "forward-pass",
                   "learning-rate", "backpropagation", "memory-energy", "precision", "seed-network-cost",
-                  "batch-size", "convolution", "cpu-gpu-tpu", "power-wall"]
+                  "batch-size", "convolution", "cpu-gpu-tpu", "power-wall", "design-your-own-chip"]
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
@@ -158,6 +158,57 @@ def oracle_trace_value(name: str, tr) -> int:
     raise AssertionError(name)
 
 
+def sweep_space(space: str) -> tuple:
+    """The Design space tab's choices (read from the app's widgets): its defaults ("tab") or all ("wide")."""
+    from chipviz.app.design_space import DesignSpaceView
+
+    view = DesignSpaceView(client=None, sram=lambda: 256.0)
+    widgets = (view.arrays, view.dataflows, view.precisions, view.bandwidth)
+    return tuple(tuple(w.value if space == "tab" else w.options) for w in widgets)
+
+
+@lru_cache(maxsize=4)
+def oracle_designs(settings_key: tuple, space: str) -> list[dict]:
+    """Every design of the space, each one a training step of its own trainer (no sweep code involved)."""
+    arrays, flows, precisions, bandwidths = sweep_space(space)
+    out = []
+    for array in arrays:
+        rows, cols = (int(v) for v in array.split("x"))
+        for flow in flows:
+            for precision in precisions:
+                for bw in bandwidths:
+                    s = {**dict(settings_key), "rows": rows, "cols": cols, "dataflow": flow, "precision": precision,
+                         "dram_bytes_per_cycle": float(bw)}
+                    ops = oracle_trainer.__wrapped__(L._key(s), 1).last.ops  # uncached: 528 designs
+                    out.append({"array": array, "dataflow": flow, "precision": precision, "bw": float(bw),
+                                "pes": rows * cols, "cycles": sum(op.cycles for op in ops),
+                                "energy_uj": sum(op.energy_pj for op in ops) / 1e6})
+    return out
+
+
+def oracle_sweep(query: L.Query):
+    args = dict(query.sweep)
+    designs = [d for d in oracle_designs(query.settings, args.get("space", "tab"))
+               if d["pes"] <= args.get("max_pes", math.inf) and d["energy_uj"] <= args.get("max_uj", math.inf)]
+    fastest = min(designs, key=lambda d: (d["cycles"], d["energy_uj"], d["pes"], d["bw"]))
+    frugal = min(designs, key=lambda d: (d["energy_uj"], d["cycles"], d["pes"], d["bw"]))
+
+    def on_front(cost):  # dominated by none: no other design <= on both and < on one
+        return sum(not any(o[cost] <= d[cost] and o["energy_uj"] <= d["energy_uj"] and
+                           (o[cost] < d[cost] or o["energy_uj"] < d["energy_uj"]) for o in designs) for d in designs)
+
+    energies, cycles = [d["energy_uj"] for d in designs], [d["cycles"] for d in designs]
+    table = {"sweep_designs": len(designs), "sweep_front": on_front("cycles"), "sweep_front_pes": on_front("pes"),
+             "sweep_energy_ratio": max(energies) / min(energies), "sweep_cycles_ratio": max(cycles) / min(cycles),
+             "sweep_max_energy_uj": max(energies)}
+    for name, d in (("fastest", fastest), ("frugal", frugal)):
+        table.update({f"sweep_{name}_cycles": d["cycles"], f"sweep_{name}_energy_uj": d["energy_uj"],
+                      f"sweep_{name}_pes": d["pes"], f"sweep_{name}_array": d["array"],
+                      f"sweep_{name}_dataflow": d["dataflow"], f"sweep_{name}_precision": d["precision"],
+                      f"sweep_{name}_bw": d["bw"]})
+    return table[query.measure]
+
+
 def oracle(query: L.Query):
     """The value of a lesson query, from the chip and trainer directly."""
     m = L.MEASURES[query.measure]
@@ -206,6 +257,8 @@ def oracle(query: L.Query):
         return table[query.measure]()
     if m.kind == "mnist":
         return oracle_mnist(query.settings, query.measure)
+    if m.kind == "sweep":
+        return oracle_sweep(query)
     # a GEMM: a given shape, or an op of the network's training step
     if query.gemm:
         mm, kk, nn = query.gemm
@@ -267,7 +320,7 @@ def oracle_expected(q: L.Question):
 @pytest.mark.parametrize("lang", L.LANGUAGES)
 def test_every_lesson_parses_with_the_required_shape(lang):
     lessons = L.load_lessons(lang, LESSONS)
-    assert [l.number for l in lessons] == list(range(1, 15))
+    assert [l.number for l in lessons] == list(range(1, 16))
     assert [l.slug for l in lessons] == EXPECTED_SLUGS
     for lesson in lessons:
         assert lesson.title and lesson.intro and lesson.goals, lesson.id
@@ -459,9 +512,13 @@ def test_guard_lesson_6_training_really_diverges_and_lesson_9_accuracy(en):
 
 
 def test_guard_tpu_v1_peak(en):
-    q = _question(en, 9, 2).question
-    assert L.expected_answer(q) == pytest.approx(2 * 256 * 256 * 700e6 / 1e12)
-    assert abs(L.expected_answer(q) - 92) < 0.5  # the published 92 TOPS
+    step = _question(en, 9, 2)
+    peak = L.measure_value(L.Query("peak_tops", L._key(step.settings)))
+    assert peak == pytest.approx(2 * 256 * 256 * 700e6 / 1e12) and abs(peak - 92) < 0.5  # the published 92 TOPS
+    # a 4,096×256 by 256×256 GEMM: compute-bound by the paper's weight-bytes count, memory-bound counting every byte
+    assert 4096 * 256 * 256 / (256 * 256) > 256 * 256 / 48.57
+    assert 4096 * 256 * 256 / (4096 * 256 + 256 * 256 + 4 * 4096 * 256) < 256 * 256 / 48.57
+    assert L.expected_answer(step.question) == "memory"
 
 
 # ======================================================================================
@@ -887,6 +944,35 @@ def test_the_checker_refuses_a_tempting_answer_that_is_right(tmp_path, capsys):
     assert set(q.tempting) == {float(right), 3.0}
     assert "too few" in L.check_answer(q, "3").explanation
     assert any("is right" in p for p in L.check_lesson(lesson))
+
+
+def test_guard_lesson_15_the_design_space(en):
+    """The sweep measures: the app's Design space lists, the tab's Pareto count, and what the lesson argues."""
+    from chipviz.app import plots
+    from chipviz.app.design_space import ARRAYS, BANDWIDTHS
+
+    assert L.measures.SWEEP_ARRAYS == ARRAYS and L.measures.SWEEP_BANDWIDTHS == BANDWIDTHS
+    assert [f"tab.{t}" for t in L.PLOT_TABS] == list(plots.LivePlots.TAB_KEYS)
+    lesson = next(l for l in en if l.number == 15)
+    assert [s.view.tab for s in lesson.steps][:3] == ["design", "design", "roofline"]
+    assert L.expected_answer(lesson.steps[0].question) == 1  # one design dominates the tab's 24
+    assert 1 < L.expected_answer(lesson.steps[1].question) < 1.1  # energy barely depends on the design
+    assert L.expected_answer(lesson.steps[2].question) == "small_fast"  # bandwidth beats PEs
+    assert L.expected_answer(lesson.steps[3].question) == "8x32"  # vector lanes = columns
+    assert L.expected_answer(lesson.steps[4].question) == "64x64"  # not the biggest array
+    budget = lesson.steps[5].question
+    assert L.expected_answer(budget) == oracle(budget.query)
+
+
+def test_a_sweep_argument_names_its_line(tmp_path):
+    text = LESSON_TEXT.replace("Intro with {{cycles m=4 k=4 n=4 rows=4 cols=4}}.",
+                               "Intro with {{sweep_front space=huge}}.")
+    with pytest.raises(L.LessonError) as info:
+        _write(tmp_path, text)
+    assert f":{_line_of(text, 'space=huge')}: " in str(info.value) and "tab, wide" in str(info.value)
+    text = LESSON_TEXT.replace("Intro with {{cycles m=4 k=4 n=4 rows=4 cols=4}}.", "Intro {{cycles max_pes=4}}.")
+    with pytest.raises(L.LessonError, match="for the sweep measures"):
+        _write(tmp_path, text)
 
 
 def test_a_step_opens_its_plot_tab_and_pace(en):

@@ -29,7 +29,7 @@ A lesson is one file per language, ``lessons/<lang>/NN-slug.md``::
     train_steps = 200
     hide = ["lr"]
     lock = ["rows", "cols"]
-    tab = "roofline"                         <- the plot tab opened (boundary, descent, utilization, energy,
+    tab = "roofline"                         <- the plot tab opened (boundary, descent, utilization, energy, design,
     pace = "every"                              roofline); the animation's pace (tour, every)
 
     [question]                               <- optional "predict, then run"

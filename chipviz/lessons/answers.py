@@ -57,6 +57,8 @@ def _live_value(question: Question, context: AnswerContext | None):
     if session is None:
         return measure_value(question.query)
     measure = question.measure
+    if measure.kind in ("mnist", "sweep"):  # not the live network's: its settings on MNIST's shape, or a sweep
+        return measure_value(question.query)
     settings = {name: getattr(session, name) for name in SETTING_KEYS.values()}
     if measure.kind == "chip":
         return measure.fn(chip_config(settings).with_(precision=settings["precision"]))

@@ -33,6 +33,7 @@ class Measure:
     name: str
     kind: str  # gemm: a GEMM on the chip; trace: the same, cycle by cycle; net: a training run; chip: the chip;
     # mnist: one training step of the settings' network on MNIST's shape (no data needed)
+    # sweep: the Design space tab's sweep of chips on the settings' training step (lesson 15)
     fmt: str  # int, float, percent, text
     decimals: int
     unit_en: str
@@ -272,6 +273,142 @@ for _name, _fmt, _dec, _ue, _uz, _doc, _get in [
 ]:
     MEASURES[_name] = Measure(_name, "chip", _fmt, _dec, _ue, _uz, _get, _doc)
 
+# ----- lesson 15: the Design space tab's sweep, run headless -----
+# The tab (chipviz/app/design_space.py, which this package cannot import; tests/test_lessons.py checks
+# that the lists agree) sweeps chips on the current network's training step, with the sidebar's SRAM
+# size, clock and energy table. A lesson names one of two spaces: "tab", what pressing "Run sweep"
+# evaluates with the tab's default choices, and "wide", every choice the tab offers.
+SWEEP_ARRAYS = ("2x2", "4x4", "8x8", "16x16", "32x32", "64x64", "128x128", "8x32", "32x8", "16x64", "64x16")
+SWEEP_BANDWIDTHS = (1, 2, 4, 8, 16, 32, 64, 128)
+SWEEP_SPACES = {
+    "tab": (("4x4", "8x8", "16x16", "32x32"), ("ws", "os", "is"), ("fp32",), (8, 32)),
+    "wide": (SWEEP_ARRAYS, ("ws", "os", "is"), ("fp32", "int8"), SWEEP_BANDWIDTHS),
+}
+# a sweep measure's arguments: the space, and limits a design must meet to count (PEs, µJ per step)
+SWEEP_ARGS = ("space", "max_pes", "max_uj")
+
+
+def sweep_arg(key: str, value):
+    """A sweep argument (placeholder or question), validated: space "tab"/"wide", max_pes > 0, max_uj > 0."""
+    if key == "space":
+        if value not in SWEEP_SPACES:
+            raise ValueError(f"space must be one of {', '.join(SWEEP_SPACES)}, got {value!r}")
+        return value
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{key} must be a number, got {value!r}") from None
+    if isinstance(value, bool) or not math.isfinite(number) or number <= 0:
+        raise ValueError(f"{key} must be a number > 0, got {value!r}")
+    return int(number) if key == "max_pes" and number == int(number) else number
+
+
+@lru_cache(maxsize=32)
+def sweep_table(settings: tuple, space: str = "tab") -> dict:
+    """Every design of the space on one training step of the settings' network, as the Design space
+    tab evaluates it: {column: array} (rows, cols, pes, dataflow, precision, bw, cycles, energy_uj)."""
+    from ..sweep import workload as wl
+    from ..sweep.model import evaluate_workload
+    from ..sweep.spec import make_spec
+
+    values = dict(settings)
+    base = chip_config(values)
+    arrays, flows, precisions, bandwidths = SWEEP_SPACES[space]
+    chip = {"array": list(arrays), "dataflow": list(flows), "precision": list(precisions),
+            "clock_mhz": base.clock_mhz, "ifmap_sram_kib": [base.ifmap_sram_kib],
+            "filter_sram_kib": [base.filter_sram_kib], "ofmap_sram_kib": [base.ofmap_sram_kib],
+            "dram_bytes_per_cycle": list(bandwidths)}
+    energy = {f: getattr(base.energy, f) for f in base.energy.__dataclass_fields__}
+    workload = wl.training_step("network", train_settings(values))
+    spec = make_spec(chip, [workload], energy=energy)
+    configs = spec.configs(0, spec.size)
+    totals = evaluate_workload(configs, workload, cache={})
+    from ..chip.config import DATAFLOWS, PRECISIONS
+
+    ok = np.asarray(totals["countable"], bool)
+    out = {"rows": configs.rows, "cols": configs.cols, "pes": totals["pes"],
+           "dataflow": np.array(DATAFLOWS)[configs.dataflow], "precision": np.array(PRECISIONS)[configs.precision],
+           "bw": configs.dram_bytes_per_cycle, "cycles": totals["cycles"], "energy_uj": totals["energy_total_pj"] / 1e6}
+    return {k: np.asarray(v)[ok] for k, v in out.items()}
+
+
+def _sweep_of(query: "Query") -> dict:
+    """The designs of the query's sweep that meet its limits (ValueError when none does)."""
+    args = dict(query.sweep)
+    d = sweep_table(query.settings, args.get("space", "tab"))
+    keep = np.ones(len(d["cycles"]), bool)
+    if "max_pes" in args:
+        keep &= d["pes"] <= args["max_pes"]
+    if "max_uj" in args:
+        keep &= d["energy_uj"] <= args["max_uj"]
+    if not keep.any():
+        raise ValueError(f"no design of the {args.get('space', 'tab')!r} sweep meets "
+                         + " and ".join(f"{k} = {v}" for k, v in args.items() if k != "space"))
+    return {k: v[keep] for k, v in d.items()}
+
+
+def _fastest(d) -> int:
+    """The fastest design: fewest cycles, then least energy, fewest PEs, least bandwidth."""
+    return int(np.lexsort((d["bw"], d["pes"], d["energy_uj"], d["cycles"]))[0])
+
+
+def _frugal(d) -> int:
+    """The most frugal design: least energy, then fewest cycles, fewest PEs, least bandwidth."""
+    return int(np.lexsort((d["bw"], d["pes"], d["cycles"], d["energy_uj"]))[0])
+
+
+def _front_count(d, cost) -> int:
+    from ..sweep.pareto import front
+
+    return int(front(d["energy_uj"], d[cost]).sum())
+
+
+def _array(d, i) -> str:
+    return f"{int(d['rows'][i])}x{int(d['cols'][i])}"
+
+
+for _name, _fmt, _dec, _ue, _uz, _doc, _get in [
+    ("sweep_designs", "int", 0, "designs", "个设计", "designs of the sweep that meet the limits",
+     lambda d: len(d["cycles"])),
+    ("sweep_front", "int", 0, "designs", "个设计",
+     "designs on the Pareto front of energy against cycles (as the tab counts them: ties all kept)",
+     lambda d: _front_count(d, "cycles")),
+    ("sweep_front_pes", "int", 0, "designs", "个设计", "designs on the Pareto front of energy against PE count",
+     lambda d: _front_count(d, "pes")),
+    ("sweep_energy_ratio", "float", 2, "", "", "the most energy per step of a design / the least",
+     lambda d: float(d["energy_uj"].max() / d["energy_uj"].min())),
+    ("sweep_cycles_ratio", "float", 1, "", "", "the most cycles per step of a design / the fewest",
+     lambda d: float(d["cycles"].max() / d["cycles"].min())),
+    ("sweep_max_energy_uj", "float", 2, "µJ", "µJ", "the most energy per step of a design",
+     lambda d: float(d["energy_uj"].max())),
+    ("sweep_fastest_cycles", "int", 0, "cycles", "个周期", "cycles per step of the fastest design",
+     lambda d: int(d["cycles"][_fastest(d)])),
+    ("sweep_fastest_energy_uj", "float", 2, "µJ", "µJ", "energy per step of the fastest design",
+     lambda d: float(d["energy_uj"][_fastest(d)])),
+    ("sweep_fastest_pes", "int", 0, "PEs", "个处理单元", "PEs of the fastest design",
+     lambda d: int(d["pes"][_fastest(d)])),
+    ("sweep_fastest_array", "text", 0, "", "", "array of the fastest design (e.g. 32x32)",
+     lambda d: _array(d, _fastest(d))),
+    ("sweep_fastest_dataflow", "text", 0, "", "", "dataflow of the fastest design (ws, os, is)",
+     lambda d: str(d["dataflow"][_fastest(d)])),
+    ("sweep_fastest_precision", "text", 0, "", "", "precision of the fastest design (fp32, int8)",
+     lambda d: str(d["precision"][_fastest(d)])),
+    ("sweep_fastest_bw", "float", 0, "bytes/cycle", "字节/周期", "DRAM bandwidth of the fastest design",
+     lambda d: float(d["bw"][_fastest(d)])),
+    ("sweep_frugal_energy_uj", "float", 2, "µJ", "µJ", "energy per step of the most frugal design",
+     lambda d: float(d["energy_uj"][_frugal(d)])),
+    ("sweep_frugal_cycles", "int", 0, "cycles", "个周期", "cycles per step of the most frugal design",
+     lambda d: int(d["cycles"][_frugal(d)])),
+    ("sweep_frugal_pes", "int", 0, "PEs", "个处理单元", "PEs of the most frugal design",
+     lambda d: int(d["pes"][_frugal(d)])),
+    ("sweep_frugal_array", "text", 0, "", "", "array of the most frugal design", lambda d: _array(d, _frugal(d))),
+    ("sweep_frugal_dataflow", "text", 0, "", "", "dataflow of the most frugal design",
+     lambda d: str(d["dataflow"][_frugal(d)])),
+    ("sweep_frugal_precision", "text", 0, "", "", "precision of the most frugal design",
+     lambda d: str(d["precision"][_frugal(d)])),
+]:
+    MEASURES[_name] = Measure(_name, "sweep", _fmt, _dec, _ue, _uz, _get, _doc)
+
 TEXT_VALUES = {"yes", "no", "memory", "compute"}
 TEXT_MEASURES = {"diverged": ("yes", "no"), "bound": ("memory", "compute")}
 
@@ -285,11 +422,13 @@ class Query:
     gemm: tuple[int, int, int] | None = None
     op: str | None = None
     steps: int = 1
+    sweep: tuple = ()  # sweep measures: sorted (argument, value) pairs of SWEEP_ARGS
 
     def with_changes(self, changes: dict) -> "Query":
         settings = dict(self.settings)
         gemm_dims = list(self.gemm) if self.gemm else None
         steps, op, measure = self.steps, self.op, self.measure
+        sweep = dict(self.sweep)
         for key, value in changes.items():
             if key in ("m", "k", "n"):
                 if gemm_dims is None:
@@ -301,9 +440,12 @@ class Query:
                 op = value
             elif key == "measure":
                 measure = value
+            elif key in SWEEP_ARGS:
+                sweep[key] = value
             else:
                 settings[key] = value
-        return Query(measure, _key(settings), tuple(gemm_dims) if gemm_dims else None, op, steps)
+        return Query(measure, _key(settings), tuple(gemm_dims) if gemm_dims else None, op, steps,
+                     tuple(sorted(sweep.items())))
 
 
 def measure_value(query: Query):
@@ -321,6 +463,8 @@ def _measure_value(query: Query):
         return m.fn(trained(query.settings, query.steps))
     if m.kind == "mnist":
         return m.fn(mnist_trained(query.settings))
+    if m.kind == "sweep":
+        return m.fn(_sweep_of(query))
     stats, mapping, operands = _gemm_of(query, settings, traced=m.kind == "trace")
     if m.kind == "gemm":
         return m.fn(stats, mapping)
@@ -418,7 +562,9 @@ def format_value(measure: str, value, lang: str = "en", digits: int | None = Non
     """A measured value as a lesson shows it: 1,746 cycles, 58.6%, 4.6 pJ, yes/是."""
     m = MEASURES[measure]
     if m.fmt == "text":
-        return ui(lang, value) if value in TEXT_VALUES else str(value)
+        if value in TEXT_VALUES:
+            return ui(lang, value)
+        return re.sub(r"(\d)x(\d)", r"\1×\2", str(value))  # an array: 32x32 -> 32×32
     d = m.decimals if digits is None else digits
     if m.fmt == "int" and digits is None:
         text = f"{int(value):,}"
@@ -434,4 +580,5 @@ def format_value(measure: str, value, lang: str = "en", digits: int | None = Non
 
 SINGULAR = {"cycles": "cycle", "folds": "fold", "row folds": "row fold", "column folds": "column fold",
             "MACs": "MAC", "bytes": "byte", "reads": "read", "writes": "write", "hops": "hop", "PEs": "PE",
-            "GEMMs": "GEMM", "parameters": "parameter", "steps": "step", "values": "value"}
+            "GEMMs": "GEMM", "parameters": "parameter", "steps": "step", "values": "value",
+            "designs": "design"}

@@ -24,7 +24,8 @@ class View:
     pace: str | None = None  # the animation's pace: "tour" or "every"
 
 
-PLOT_TABS = ("boundary", "descent", "utilization", "energy", "roofline")  # the dashboard's plot tabs, in order
+# the dashboard's plot tabs, in order (chipviz.app.plots TAB_KEYS: "tab.<name>")
+PLOT_TABS = ("boundary", "descent", "utilization", "energy", "roofline", "design")
 PACES = ("tour", "every")
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..data.digits import shipped_path
 from .common import LANGUAGES, SETTING_KEYS, _close, _key, convert_setting, default_settings, parse_number
-from .measures import MAX_TRAIN_STEPS, MEASURES, OP_REF, TEXT_MEASURES, Query
+from .measures import MAX_TRAIN_STEPS, MEASURES, OP_REF, SWEEP_ARGS, TEXT_MEASURES, Query, sweep_arg
 from .model import PACES, PLOT_TABS, Exercise, Lesson, LessonError, Question, Step, View
 from .placeholders import placeholders_in, resolve_placeholder
 
@@ -27,7 +27,7 @@ NET_KEYS = ("dataset", "model", "filters", "kernel", "hidden", "w1", "w2", "w3",
 VIEW_KEYS = ("op", "cycle", "train_steps", "hide", "lock", "tab", "pace")
 LESSON_BLOCK_KEYS = ("hide", "lock", "minutes", "requires")
 QUESTION_KEYS = ("type", "measure", "gemm", "op", "steps", "chip", "net", "source", "tolerance", "rel_tolerance",
-                 "choices", "over", "choose", "bins", "minus", "divided_by")
+                 "choices", "over", "choose", "bins", "minus", "divided_by", "sweep")
 OVERRIDE_EXTRA = ("m", "k", "n", "steps", "op", "measure")
 
 # Section headings, accepted in either language
@@ -397,7 +397,20 @@ class _Parser:
         if measure.kind in ("gemm", "trace") and not dims and not op and source == "lesson":
             raise self.error(q_line, f"measure {name!r} needs a GEMM: gemm = {{ m = …, k = …, n = … }} or op = "
                                      "\"L1.forward\"")
-        query = Query(name, _key(settings), dims, op if not dims else None, steps)
+        sweep = {}
+        if "sweep" in q:
+            table = q["sweep"]
+            if not isinstance(table, dict) or measure.kind != "sweep":
+                raise self.error(at("sweep"), "sweep = { space = \"wide\", max_pes = 256, max_uj = 11 } goes with a "
+                                              "sweep measure (sweep_…)")
+            for key, value in table.items():
+                if key not in SWEEP_ARGS:
+                    raise self.error(at(key), f"sweep: unknown key {key!r} (allowed: {', '.join(SWEEP_ARGS)})")
+                try:
+                    sweep[key] = sweep_arg(key, value)
+                except ValueError as exc:
+                    raise self.error(at(key), f"sweep.{exc}") from None
+        query = Query(name, _key(settings), dims, op if not dims else None, steps, tuple(sorted(sweep.items())))
         tol = self._number(q, "tolerance", at)
         rel = self._number(q, "rel_tolerance", at)
         choices, labels, over, choose, bin_limits = (), {}, (), None, ()
@@ -438,7 +451,7 @@ class _Parser:
                 raise self.error(q_line, f"a choice question needs over = {{…}} (which choice gives the min or max "
                                          f"of {name}), bins = […] (which range {name} falls in), or a measure "
                                          f"that answers in words ({', '.join(TEXT_MEASURES)})")
-            else:
+            elif name in TEXT_MEASURES:
                 allowed = TEXT_MEASURES[name]
                 if sorted(choices) != sorted(allowed):
                     raise self.error(at("choices"), f"{name} answers {' or '.join(allowed)}: choices must be "

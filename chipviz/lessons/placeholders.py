@@ -7,12 +7,12 @@ import re
 from dataclasses import dataclass
 
 from .common import SETTING_KEYS, _close, _key, convert_setting, default_settings
-from .measures import MAX_TRAIN_STEPS, MEASURES, OP_REF, Query, format_value, measure_value
+from .measures import MAX_TRAIN_STEPS, MEASURES, OP_REF, SWEEP_ARGS, Query, format_value, measure_value, sweep_arg
 from .model import Lesson, Step
 
 PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}")
 NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-PLACEHOLDER_ARGS = ("m", "k", "n", "op", "steps", "digits")
+PLACEHOLDER_ARGS = ("m", "k", "n", "op", "steps", "digits", *SWEEP_ARGS)
 
 
 def placeholders_in(line: str) -> list[str]:
@@ -44,6 +44,7 @@ def resolve_placeholder(spec: str, settings: dict, op: str | None = None, steps:
     dims: dict[str, int] = {}
     digits = None
     given_op = None
+    sweep = {}
     for token in tokens[1:]:
         key, sep, raw = token.partition("=")
         if not sep or not NAME.match(key) or not raw:
@@ -64,6 +65,13 @@ def resolve_placeholder(spec: str, settings: dict, op: str | None = None, steps:
                 if number < 1:
                     raise ValueError(f"placeholder {{{{{spec.strip()}}}}}: {key} must be >= 1")
                 dims[key] = number
+        elif key in SWEEP_ARGS:
+            if measure.kind != "sweep":
+                raise ValueError(f"placeholder {{{{{spec.strip()}}}}}: {key} is for the sweep measures (sweep_…)")
+            try:
+                sweep[key] = sweep_arg(key, raw)
+            except ValueError as exc:
+                raise ValueError(f"placeholder {{{{{spec.strip()}}}}}: {exc}") from None
         elif key == "op":
             if not OP_REF.match(raw):
                 raise ValueError(f"placeholder {{{{{spec.strip()}}}}}: op={raw} must be like L1.forward, L2.dX, L1.dW")
@@ -85,7 +93,7 @@ def resolve_placeholder(spec: str, settings: dict, op: str | None = None, steps:
         use_op = given_op or op
         if not use_op:
             raise ValueError(f"placeholder {{{{{spec.strip()}}}}}: {name} needs a GEMM: m=… k=… n=… or op=L1.forward")
-    return Placeholder(Query(name, _key(values), gemm_dims, use_op, steps), digits)
+    return Placeholder(Query(name, _key(values), gemm_dims, use_op, steps, tuple(sorted(sweep.items()))), digits)
 
 
 def render(text: str, settings: dict | None = None, lang: str = "en", op: str | None = None, steps: int = 1) -> str:
