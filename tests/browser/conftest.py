@@ -114,8 +114,36 @@ class PanelServer:
         self.stop()
 
 
+# Waits a page makes without a timeout of its own. A busy machine (a CPU-bound job beside the suite, ten
+# tabs building their sessions at once) can take well over Playwright's 30 s default to answer a new tab's
+# request: the tests wait on states, so a generous bound costs nothing when things are quick.
+NAVIGATION_TIMEOUT_MS = 180_000
+ACTION_TIMEOUT_MS = 90_000
+
+
+class PatientBrowser:
+    """Chromium whose new pages and contexts wait up to the bounds above by default."""
+
+    def __init__(self, browser):
+        self._browser = browser
+
+    def _patient(self, target):
+        target.set_default_navigation_timeout(NAVIGATION_TIMEOUT_MS)
+        target.set_default_timeout(ACTION_TIMEOUT_MS)
+        return target
+
+    def new_page(self, **kwargs):
+        return self._patient(self._browser.new_page(**kwargs))
+
+    def new_context(self, **kwargs):
+        return self._patient(self._browser.new_context(**kwargs))
+
+    def __getattr__(self, name):
+        return getattr(self._browser, name)
+
+
 def launch_chromium(playwright):
-    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+    return PatientBrowser(playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True))
 
 
 @pytest.fixture(scope="session")

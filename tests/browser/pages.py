@@ -1,5 +1,5 @@
 """Opening the served dashboard in a test: one helper for every browser test file."""
-WAIT = 60_000  # ms: every wait is on a state, bounded generously for a busy 2-core machine
+WAIT = 120_000  # ms: every wait is on a state, bounded generously for a busy 2-core machine (a CPU-bound job beside)
 
 
 def open_dashboard(browser, url, page_errors, width=1280, height=720, timeout=WAIT):

@@ -14,7 +14,7 @@ from chipviz.i18n import t
 
 APP = Path(__file__).resolve().parents[2] / "app.py"  # the real dashboard, with its lesson mode
 
-TIMEOUT = 60_000  # a busy 2-core machine: every wait is on a state, so a long bound costs nothing when idle
+TIMEOUT = 120_000  # a busy 2-core machine: every wait is on a state, so a long bound costs nothing when idle
 
 
 @pytest.fixture

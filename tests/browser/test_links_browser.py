@@ -43,11 +43,12 @@ from chipviz import settings as chipviz_settings
 from chipviz.i18n import STRINGS, t
 from chipviz.session import TrainingSession
 from chipviz.settings import KEYS
+from pages import WAIT  # tests/browser/pages.py
 
 APP = Path(__file__).resolve().parents[2] / "app.py"
 
-TABS_TIMEOUT_S = 90.0  # a batch of tabs opened together reaches its state within this (busy 2-core CI)
-LOAD_TIMEOUT_S = 120.0  # ten tabs at once: each reaches its state within this from its opening
+TABS_TIMEOUT_S = 180.0  # a batch of tabs opened together reaches its state within this (busy 2-core CI)
+LOAD_TIMEOUT_S = 300.0  # ten tabs at once: each reaches its state within this from its opening
 LAST_LOOK_S = 5.0  # a tab checked after the deadline still gets this long (it has had the whole time)
 POLL_MS = 400
 VIEWPORT = {"width": 1280, "height": 720}
@@ -661,7 +662,7 @@ def press_one_step(tab: Tab) -> list[str]:
 def screenshot(tab: Tab, path: Path, network: bool = False) -> None:
     card = tab.page.locator(".chipviz-network-shape")
     if network and card.count():  # the network card may sit below the PE array at 1280×720
-        card.first.scroll_into_view_if_needed(timeout=10_000)
+        card.first.scroll_into_view_if_needed(timeout=WAIT)
     tab.page.screenshot(path=str(path))
 
 
@@ -782,7 +783,7 @@ def test_readers_read_each_widget_type(browser, panel_server, tmp_path, page_err
     ]}
     page.wait_for_function(f"spec => {{ const o = ({READ_JS})(spec).obs; return o.fps.found && "
                            f"o['float box'].found && o['disabled radio'].found && o.drawn.found; }}",
-                           arg=list(probes.values()), polling=POLL_MS, timeout=60_000)
+                           arg=list(probes.values()), polling=POLL_MS, timeout=WAIT)
     got = {k: {f: v[f] for f in ("found", "visible", "disabled", "value") if f in v}
            for k, v in read(page, list(probes.values())).items()}
     assert got["select"] == {"found": 1, "visible": True, "disabled": False, "value": "螺旋 (spiral)"}

@@ -9,6 +9,8 @@ import time
 
 import pytest
 
+from pages import WAIT  # tests/browser/pages.py
+
 pytestmark = pytest.mark.browser
 
 APP = '''
@@ -66,8 +68,8 @@ def open_app(browser, serve, app, page_errors):
     page = browser.new_page(viewport={"width": 1280, "height": 720})
     errors = page_errors(page)
     page.goto(url)
-    page.wait_for_selector("canvas.cv-canvas", timeout=60_000)
-    page.wait_for_function("window.__chipviz_frames > 0", timeout=30_000)
+    page.wait_for_selector("canvas.cv-canvas", timeout=WAIT)
+    page.wait_for_function("window.__chipviz_frames > 0", timeout=WAIT)
     return page, errors
 
 
@@ -80,41 +82,41 @@ def test_ws_16x16_plays_steps_hovers_and_selects(browser, serve, tmp_path, artif
     before = canvas_pixels(page)
 
     page.locator("button.cv-play").click()
-    page.wait_for_function("window.__chipviz_cycle >= 40", timeout=15_000)
+    page.wait_for_function("window.__chipviz_cycle >= 40", timeout=WAIT)
     assert shown_cycle(page) > 1
     page.screenshot(path=artifacts / "pe_array_ws16_1_playing.png")
     assert canvas_pixels(page) != before, "the canvas did not change while playing"
     # the browser writes the cycle back to Python a few times a second
-    page.get_by_text(re.compile(r"python cycle: [1-9]\d*")).wait_for(timeout=5_000)
+    page.get_by_text(re.compile(r"python cycle: [1-9]\d*")).wait_for(timeout=WAIT)
 
     page.locator("button.cv-play").click()  # pause
     time.sleep(0.3)
     paused = shown_cycle(page)
     time.sleep(0.4)
     assert shown_cycle(page) == paused
-    page.get_by_text(f"python cycle: {paused - 1}").wait_for(timeout=5_000)  # 0-based in Python
+    page.get_by_text(f"python cycle: {paused - 1}").wait_for(timeout=WAIT)  # 0-based in Python
     page.locator("button.cv-step").click()
-    page.wait_for_function(f"window.__chipviz_cycle === {paused}", timeout=5_000)  # 0-based, drawn next frame
+    page.wait_for_function(f"window.__chipviz_cycle === {paused}", timeout=WAIT)  # 0-based, drawn next frame
     assert shown_cycle(page) == paused + 1
-    page.get_by_text(f"python cycle: {paused}").wait_for(timeout=5_000)
+    page.get_by_text(f"python cycle: {paused}").wait_for(timeout=WAIT)
 
     x, y = pe_point(page, 3, 5)
     page.mouse.move(x, y)
     tip = page.locator(".cv-tip")
-    tip.wait_for(state="visible", timeout=5_000)
+    tip.wait_for(state="visible", timeout=WAIT)
     text = tip.text_content()
     assert "PE (row 3, col 5)" in text and "stationary B[" in text and "psum" in text
     page.screenshot(path=artifacts / "pe_array_ws16_2_hover.png")
 
     page.mouse.click(x, y)
-    page.get_by_text("selected: (3, 5)").wait_for(timeout=5_000)
+    page.get_by_text("selected: (3, 5)").wait_for(timeout=WAIT)
     assert "selected PE (3, 5)" in page.locator(".cv-status").text_content()
     page.mouse.move(5, 5)
     page.screenshot(path=artifacts / "pe_array_ws16_3_selected.png")
 
     fold = shown_fold(page)
     page.locator("button.cv-fold").click()
-    page.wait_for_function(f"window.__chipviz_cycle > {paused}", timeout=5_000)
+    page.wait_for_function(f"window.__chipviz_cycle > {paused}", timeout=WAIT)
     time.sleep(0.3)
     assert shown_fold(page) == fold + 1
     page.screenshot(path=artifacts / "pe_array_ws16_4_next_fold.png")
@@ -129,11 +131,11 @@ def test_other_dataflows_and_sizes_render(browser, serve, tmp_path, artifacts, p
     page, errors = open_app(browser, serve, app, page_errors)
     page.locator("input[type=range]").fill("60")
     page.locator("button.cv-play").click()
-    page.wait_for_function(f"window.__chipviz_cycle >= {80 if big else 12}", timeout=15_000)
+    page.wait_for_function(f"window.__chipviz_cycle >= {80 if big else 12}", timeout=WAIT)
     page.locator("button.cv-play").click()
     x, y = pe_point(page, 1, 1)
     page.mouse.move(x, y)
-    page.locator(".cv-tip").wait_for(state="visible", timeout=5_000)
+    page.locator(".cv-tip").wait_for(state="visible", timeout=WAIT)
     assert tip_text in page.locator(".cv-tip").text_content()
     page.screenshot(path=artifacts / f"pe_array_{dataflow}{size}_hover.png")
     assert errors == []
@@ -160,7 +162,7 @@ def test_served_view_applies_its_css_file_and_draws_with_the_palette(browser, se
 
     page.locator("input[type=range]").fill("60")
     page.locator("button.cv-play").click()
-    page.wait_for_function("window.__chipviz_cycle >= 30", timeout=15_000)
+    page.wait_for_function("window.__chipviz_cycle >= 30", timeout=WAIT)
     page.locator("button.cv-play").click()
     time.sleep(0.3)
     colours = page.locator("canvas.cv-canvas").evaluate("""c => {

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-TIMEOUT = 60_000  # a busy 2-core machine: every wait is on a state
+TIMEOUT = 120_000  # a busy 2-core machine: every wait is on a state
 SERVER_START_TIMEOUT = 60.0
 
 
