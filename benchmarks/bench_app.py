@@ -79,6 +79,24 @@ def time_to_page(browser, port: int, cache_dir: str) -> float:
         proc.wait()
 
 
+def time_to_pages(browser, port: int, cache_dir: str, tabs: int = 4) -> tuple[float, float, list[float]]:
+    """On one server (warm numba cache): (server start → live, first tab's request → PE array drawn,
+    the later tabs' times), opened one after another."""
+    proc, began = start_server(port, cache_dir)
+    try:
+        live = time.perf_counter() - began
+        times = []
+        for _ in range(tabs):
+            start = time.perf_counter()
+            page = open_page(browser, f"http://127.0.0.1:{port}/app")
+            times.append(time.perf_counter() - start)
+            page.close()
+        return live, times[0], times[1:]
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
 PLAYING = "() => [window.__chipviz_play_frames || 0, window.__chipviz_play_ms || 0]"
 
 
@@ -263,8 +281,11 @@ def main():
         with tempfile.TemporaryDirectory() as cache:
             cold = time_to_page(browser, 5111, cache)
             warm = time_to_page(browser, 5112, cache)
+            live, first, later = time_to_pages(browser, 5115, cache)
         rows.append(("server start → rendered page, cold numba cache", f"{cold:.1f} s"))
         rows.append(("server start → rendered page, warm numba cache", f"{warm:.1f} s"))
+        rows.append(("on a running server (warm cache): request → rendered page, first tab / later tabs (median)",
+                     f"{first:.1f} s / {statistics.median(later):.1f} s (server start → live {live:.1f} s)"))
 
         proc, _ = start_server(5113, os.environ.get("NUMBA_CACHE_DIR", str(ROOT / ".numba-bench-cache")))
         base = "http://127.0.0.1:5113/app"
