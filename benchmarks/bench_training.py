@@ -4,13 +4,18 @@
 
 Prints a Markdown table: samples per second of a 64-32-10 MLP on the digits with Adam,
 batch 32, on an 8×8 ws chip (analytic engine), the same step in plain numpy (no chip, no
-bookkeeping), their ratio, the same on an int8 chip, the same for 784-64-64-10 on generated
-784-d data, and one full training step with the cycle-accurate engine.
+bookkeeping), their ratio, the same for 784-64-64-10 on generated 784-d data, the 64-32-10 on
+an int8 chip, and one full training step with the cycle-accurate engine. The chip and numpy
+steps run interleaved in one process (`steps` chip steps, then `steps` numpy steps, 9 times,
+after 20 warm-up steps each); each side's figure is the median of its runs and the ratio is
+chip / numpy of those medians (each run's ratio is listed too). One BLAS thread for both.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import platform
+import statistics
 import time
 
 # One BLAS thread for both sides: on 2 shared cores OpenBLAS's second thread makes small
@@ -70,28 +75,54 @@ def numpy_step_factory(x_all, y_all, sizes, lr, batch, seed):
     return step
 
 
-def rate(step, n, batch):
-    step()
-    best = 0.0
-    for _ in range(3):
+def interleaved(chip_step, numpy_step, steps: int, runs: int) -> dict:
+    """Seconds per step of each side, run interleaved (`steps` chip steps, then `steps` numpy steps,
+    `runs` times) after a warm-up: the median of each side's runs, and chip / numpy of those medians."""
+    for _ in range(20):  # warm-up: analyze's lru_cache, the trainer's memos, the allocator
+        chip_step()
+        numpy_step()
+    chip_times, numpy_times = [], []
+    for _ in range(runs):
         t = time.perf_counter()
-        for _ in range(n):
+        for _ in range(steps):
+            chip_step()
+        chip_times.append((time.perf_counter() - t) / steps)
+        t = time.perf_counter()
+        for _ in range(steps):
+            numpy_step()
+        numpy_times.append((time.perf_counter() - t) / steps)
+    chip_s, numpy_s = statistics.median(chip_times), statistics.median(numpy_times)
+    return {"chip": chip_s, "numpy": numpy_s, "ratio": chip_s / numpy_s,
+            "ratios": sorted(c / n for c, n in zip(chip_times, numpy_times))}
+
+
+def per_step(step, steps: int, runs: int) -> float:
+    """Median seconds per step over `runs` runs of `steps` steps, after a warm-up."""
+    for _ in range(20):
+        step()
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        for _ in range(steps):
             step()
-        best = max(best, n * batch / (time.perf_counter() - t))
-    return best
+        times.append((time.perf_counter() - t) / steps)
+    return statistics.median(times)
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true")
-    args = ap.parse_args()
-    n = 200 if args.quick else 1000
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="fewer and shorter runs: a smoke run")
+    args = ap.parse_args(argv)
+    steps, runs = (100, 3) if args.quick else (500, 9)
+    t0 = time.perf_counter()
+    print(f"ChipViz training benchmark{' (--quick)' if args.quick else ''}: Python {platform.python_version()}, "
+          f"numpy {np.__version__}, {os.cpu_count()} CPUs ({platform.machine()}), "
+          f"load average {os.getloadavg()[0]:.2f}, OPENBLAS_NUM_THREADS={os.environ['OPENBLAS_NUM_THREADS']}\n")
     settings = TrainSettings(dataset="digits", hidden=(32,), optimizer="adam", lr=0.01, batch_size=32)
     chip = ChipConfig(rows=8, cols=8, dataflow="ws")
     trainer = Trainer(settings, chip)
-    chip_rate = rate(trainer.step, n, 32)
     numpy_step = numpy_step_factory(trainer.data.x_train, trainer.data.y_train, (64, 32, 10), 0.01, 32, 0)
-    numpy_rate = rate(numpy_step, n, 32)
+    small = interleaved(trainer.step, numpy_step, steps, runs)
     # the classic 784-64-64-10 shape, on generated MNIST-sized data (MNIST itself is not shipped)
     rng = np.random.default_rng(0)
     x = rng.random((2048, 784), dtype=np.float32)
@@ -99,28 +130,38 @@ def main():
     big_data = Dataset("mnist-shaped", x[:1536], y[:1536], x[1536:], y[1536:], 10, None, "random 784-d data")
     big = Trainer(TrainSettings(hidden=(64, 64), optimizer="adam", lr=0.001, batch_size=32),
                   ChipConfig(rows=8, cols=8, dataflow="ws"), data=big_data)
-    big_rate = rate(big.step, n // 2, 32)
     big_numpy = numpy_step_factory(big.data.x_train, big.data.y_train, (784, 64, 64, 10), 0.001, 32, 0)
-    big_numpy_rate = rate(big_numpy, n // 2, 32)
+    large = interleaved(big.step, big_numpy, max(1, steps // 2), runs)
     int8 = Trainer(settings, chip.with_(precision="int8"))  # forward GEMMs quantised, backward fp32
-    int8_rate = rate(int8.step, n, 32)
+    int8_s = per_step(int8.step, steps, runs)
     cycle = Trainer(TrainSettings(**{**settings.to_dict(), "engine": "cycle"}), chip)
-    cycle.step()
+    cycle.step()  # numba compiles (or loads its cache) here
     times = []
     for _ in range(20):
         t = time.perf_counter()
         cycle.step()
         times.append(time.perf_counter() - t)
-    print("| measure | value |\n|---|---|")
-    print(f"| samples/s, chip (analytic engine), 64-32-10, batch 32, 8×8 ws | {chip_rate:,.0f} |")
-    print(f"| samples/s, plain numpy, same MLP step | {numpy_rate:,.0f} |")
-    print(f"| ratio numpy / chip (goal ≤ 1.5) | {numpy_rate / chip_rate:.2f} |")
-    print(f"| samples/s, int8 chip (analytic engine), same MLP | {int8_rate:,.0f} |")
-    print(f"| samples/s, chip (analytic engine), 784-64-64-10, batch 32 | {big_rate:,.0f} |")
-    print(f"| samples/s, plain numpy, 784-64-64-10 | {big_numpy_rate:,.0f} |")
-    print(f"| ratio numpy / chip, 784-64-64-10 | {big_numpy_rate / big_rate:.2f} |")
-    print(f"| one training step, cycle-accurate engine (median of 20; goal < 20 ms) | "
-          f"{np.median(times) * 1e3:.1f} ms |")
+
+    def rate(seconds):
+        return f"{32 / seconds:,.0f} samples/s ({seconds * 1e6:,.0f} µs/step)"
+
+    detail = f"median of {runs} runs of {{}} steps, interleaved with numpy's"
+    print("| measure | result | detail |\n|---|---|---|")
+    print(f"| chip (analytic engine), 64-32-10, digits, batch 32, Adam, 8×8 ws | {rate(small['chip'])} | "
+          f"{detail.format(steps)} |")
+    print(f"| plain numpy, the same MLP step | {rate(small['numpy'])} | no chip, no bookkeeping |")
+    print(f"| ratio chip / numpy (goal ≤ 1.5) | {small['ratio']:.2f}× | per run: "
+          f"{' '.join(f'{r:.2f}' for r in small['ratios'])} |")
+    print(f"| chip (analytic engine), 784-64-64-10, batch 32 (generated 784-d data) | {rate(large['chip'])} | "
+          f"{detail.format(max(1, steps // 2))} |")
+    print(f"| plain numpy, 784-64-64-10 | {rate(large['numpy'])} | |")
+    print(f"| ratio chip / numpy, 784-64-64-10 (goal ≤ 1.5) | {large['ratio']:.2f}× | per run: "
+          f"{' '.join(f'{r:.2f}' for r in large['ratios'])} |")
+    print(f"| int8 chip (analytic engine), 64-32-10 | {rate(int8_s)} | forward GEMMs quantised; median of "
+          f"{runs} runs of {steps} steps |")
+    print(f"| one training step, 64-32-10, cycle-accurate engine (goal < 20 ms) | "
+          f"{statistics.median(times) * 1e3:.1f} ms | median of 20 steps |")
+    print(f"\nTotal benchmark time {time.perf_counter() - t0:.1f} s.")
 
 
 if __name__ == "__main__":

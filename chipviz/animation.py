@@ -29,23 +29,27 @@ import os
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from xml.sax.saxutils import escape
+from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image, ImageColor, ImageDraw, ImageFont
 
 from . import checks
 from . import palette as pal
+from .animation_limits import DEFAULT_FPS, MAX_FPS, MAX_GIF_FRAMES
 from .chip.dataflow_table import DATAFLOW_TABLE, dataflow as dataflow_row
 from .chip.trace import MAC, Trace
 from .i18n import LANGUAGES, t
 
-MAX_GIF_FRAMES = 600
+if TYPE_CHECKING:  # for the annotations only: Pillow loads when something is drawn
+    from PIL import Image, ImageDraw, ImageFont
+
+# Pillow (PIL) and xml.sax.saxutils (which imports urllib.request, http and email) are imported by the functions
+# that draw, not here: `chipviz gemm` builds a parser whose help quotes this module's limits (animation_limits.py)
+# and should not pay for them.
+
 # The frames' pixels at one byte each (palette images): what Pillow's encoder holds in memory until it writes the
 # file, and a bound on the file (a few KiB a frame in practice). 600 frames of the default 8×8 array fit.
 MAX_GIF_BYTES = 192 * 2**20
-DEFAULT_FPS = 4
-MAX_FPS = 50  # GIF delays count hundredths of a second, and browsers slow delays under 20 ms down to 100 ms
 MIN_CELL_PX = 2
 MAX_CELL_PX = 40
 MAX_GRID_PX = 512  # the grid's longest side: 2 px per PE up to 256 PEs a side (ChipConfig's largest array)
@@ -94,6 +98,8 @@ def _font_file(lang: str) -> str | None:
 
 @lru_cache(maxsize=None)
 def _font(size: int, lang: str) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    from PIL import ImageFont
+
     path = _font_file(lang)
     return ImageFont.truetype(path, size) if path else ImageFont.load_default(size)
 
@@ -112,6 +118,8 @@ def _width(text: str, size: int, lang: str) -> int:
 
 
 def _palette(palette: dict | None) -> dict[str, tuple[int, int, int]]:
+    from PIL import ImageColor
+
     merged = dict(DEFAULT_PALETTE)
     unknown = set(palette or ()) - set(merged)
     if unknown:
@@ -125,6 +133,8 @@ def _palette(palette: dict | None) -> dict[str, tuple[int, int, int]]:
 
 def _gif_palette(rgb: dict[str, tuple[int, int, int]]) -> Image.Image:
     """One fixed palette for every frame: the colours drawn, and the blends antialiased text makes."""
+    from PIL import Image
+
     colours = list(dict.fromkeys(rgb.values()))
     for under, over in ((rgb["background"], rgb["ink"]), (rgb["moving"], rgb["background"]),
                         (rgb["output"], rgb["background"]), (rgb["preload"], rgb["ink"])):
@@ -445,6 +455,8 @@ def _edge_marks(layout: _Layout, frame: _Frame):
 @lru_cache(maxsize=8)
 def _base(layout: _Layout, colours: tuple) -> Image.Image:
     """What every frame of a layout shares: the background, the title and the legend."""
+    from PIL import Image, ImageDraw
+
     rgb = dict(colours)
     image = Image.new("RGB", (layout.width, layout.height), rgb["background"])
     draw = ImageDraw.Draw(image)
@@ -460,6 +472,8 @@ def _base(layout: _Layout, colours: tuple) -> Image.Image:
 
 
 def _render(layout: _Layout, frame: _Frame, rgb: dict) -> Image.Image:
+    from PIL import Image, ImageDraw
+
     image = _base(layout, tuple(rgb.items())).copy()
     draw = ImageDraw.Draw(image)
     lang, s = layout.lang, layout.cell
@@ -512,6 +526,8 @@ def frame_png(trace: Trace, cycle: int, *, total_cycles: int | None = None, titl
 def frame_svg(trace: Trace, cycle: int, *, total_cycles: int | None = None, title: str = "",
               palette: dict | None = None, lang: str = "en") -> str:
     """The frame of GEMM cycle `cycle` as SVG text: the PNG's layout as rectangles and text."""
+    from xml.sax.saxutils import escape
+
     layout, total = _prepare(trace, total_cycles, title, lang)
     frame = _frame(trace, cycle, total, lang)
     rgb = _palette(palette)
@@ -573,6 +589,8 @@ def gif(trace: Trace, start: int | None = None, stop: int | None = None, *, fps:
 
     AnimationTooLarge (a ValueError) when the window is longer than a GIF may hold, naming one that fits.
     """
+    from PIL import Image
+
     layout, total = _prepare(trace, total_cycles, title, lang)
     start = trace.start if start is None else start
     stop = trace.start + trace.n_cycles if stop is None else stop

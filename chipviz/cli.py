@@ -37,7 +37,7 @@ import sys
 
 import numpy as np
 
-from . import animation
+from . import animation_limits
 from .chip import DATAFLOWS, ENGINES, PRECISIONS, ChipConfig, GemmStats, Mapping, TraceTooLarge, analyze, gemm
 from .chip import parse_array
 from .chip import engine_bytes, estimate_seconds
@@ -1160,17 +1160,19 @@ def _add_animate(subparsers) -> None:
                      help="FILE.gif: an animated GIF of --cycles; FILE.png or FILE.svg: the picture of --cycle")
     out.add_argument("--cycles", metavar="START:STOP",
                      help=f"the GIF's cycles START..STOP-1 (default: the whole GEMM, if a GIF holds it: at most "
-                          f"{animation.MAX_GIF_FRAMES} frames, fewer for large arrays)")
+                          f"{animation_limits.MAX_GIF_FRAMES} frames, fewer for large arrays)")
     out.add_argument("--cycle", type=_integer, metavar="C", help="the cycle a PNG or SVG shows (default: the middle "
                                                                  "one)")
     out.add_argument("--fps", type=_integer, metavar="N",
-                     help=f"the GIF's frames (cycles) per second, 1..{animation.MAX_FPS} "
-                          f"(default {animation.DEFAULT_FPS})")
+                     help=f"the GIF's frames (cycles) per second, 1..{animation_limits.MAX_FPS} "
+                          f"(default {animation_limits.DEFAULT_FPS})")
     out.add_argument("--title", help="the picture's first line (default: the GEMM's shape and the chip)")
     p.set_defaults(run=_run_animate)
 
 
 def _run_animate(args: argparse.Namespace) -> int:
+    from . import animation  # Pillow and the drawing code load only when something is drawn
+
     config = _chip_config(args)
     path = args.out
     kind = os.path.splitext(path)[1].lower()

@@ -25,10 +25,12 @@ class TraceTooLarge(ValueError):
 
 # How long the kernels take, for estimates before a run: nanoseconds per simulated cycle of a
 # fold, per cycle, per array row and per PE. Fitted (rounded up, so estimates err long) to the
-# kernels' wall times with the trace off and a warm numba cache on this project's 2-core machine:
-# 256³ on 1×1 (16.5-49 ns/cycle), 512×64×64 on 2×2, 2000×64×64 on 4×4, 512³ on 16×16, 32×32,
-# 128×128 and 256×256 (69-89 µs/cycle), each dataflow (sweep in the docstring of estimate_seconds).
-NS_PER_CYCLE, NS_PER_ROW_CYCLE, NS_PER_PE_CYCLE = 60.0, 30.0, 1.2
+# kernels' wall times with the trace off and a warm numba cache on this project's 2-core machine,
+# busy (load average 1.4-5.5): 256³ on 1×1 (15-24 ns/cycle), 512×64×64 on 2×2, 2000×64×64 on 4×4,
+# 512³ on 16×16, 32×32, 128×128 and 256×256 (21-55 µs/cycle), 1024×512² on 64×64 and 192×192,
+# 2048×256² on 256×256, each dataflow. Arrays much wider than tall (e.g. 1×256, 8×256: 1.6-3.9 µs
+# a cycle) cost more per cycle than rows and PEs say: the term per column covers them.
+NS_PER_CYCLE, NS_PER_ROW_CYCLE, NS_PER_COL_CYCLE, NS_PER_PE_CYCLE = 45.0, 12.0, 12.0, 0.9
 # A recorded trace costs extra per PE per traced cycle (benchmarks/bench_chip.py (a): trace on runs
 # at about a third of the untraced speed).
 NS_PER_TRACED_PE_CYCLE = 6.0
@@ -37,11 +39,14 @@ NS_PER_TRACED_PE_CYCLE = 6.0
 def estimate_seconds(mapping: Mapping, config: ChipConfig, traced_cycles: int = 0) -> float:
     """The cycle-accurate engine's expected wall time for this GEMM, from the constants above.
 
-    Measured as `compute_cycles × (60 + 30·R + 1.2·R·C) ns`: against the sweep it is 1.0-2× the
-    measured time (2× on 1×1 arrays, where the kernels' per-cycle cost dominates), never below it.
+    Measured as `compute_cycles × (45 + 12·R + 12·C + 0.9·R·C) ns`: against the sweep (without the
+    column term) it was 1.1-2.7× the median measured time on square arrays (up to 3.7× on 1×1,
+    where the kernels' per-fold cost dominates), never below it; the column term (12·C: 3.1 µs on
+    1×256) lifts the wide arrays it fell short on (0.1× on 1×256) above their measured 1.6-3.9 µs.
     Stall cycles are not simulated PE by PE (they only advance the clock), so they are left out.
     """
-    per_cycle = NS_PER_CYCLE + NS_PER_ROW_CYCLE * config.rows + NS_PER_PE_CYCLE * config.pes
+    per_cycle = (NS_PER_CYCLE + NS_PER_ROW_CYCLE * config.rows + NS_PER_COL_CYCLE * config.cols
+                 + NS_PER_PE_CYCLE * config.pes)
     cycles = mapping.folds * mapping.cycles_per_fold
     return (cycles * per_cycle + traced_cycles * config.pes * NS_PER_TRACED_PE_CYCLE) * 1e-9
 

@@ -24,9 +24,10 @@ class History:
         """Record `values` at `step` if it falls on the stride; returns whether it was kept."""
         if step % self.stride:
             return False
-        self._data["step"].append(step)
+        data, get = self._data, values.get
+        data["step"].append(step)
         for c in self.columns[1:]:
-            self._data[c].append(float(values.get(c, np.nan)))
+            data[c].append(float(get(c, np.nan)))
         if len(self) >= self.capacity:
             self.stride *= 2
             keep = [s % self.stride == 0 for s in self._data["step"]]

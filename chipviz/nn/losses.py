@@ -5,6 +5,8 @@ import numpy as np
 
 LOSSES = ("cross_entropy", "mse")
 
+_max, _add = np.maximum.reduce, np.add.reduce
+
 
 def softmax(z: np.ndarray) -> np.ndarray:
     e = np.exp(z - z.max(axis=1, keepdims=True))
@@ -16,12 +18,12 @@ def cross_entropy(z: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]
 
     The loss is computed as logsumexp(z) − z[label], which stays finite where log(p) would not.
     """
-    shifted = z - z.max(axis=1, keepdims=True)
+    shifted = z - _max(z, axis=1, keepdims=True)  # the ufuncs' reduce directly: what z.max() and e.sum() call
     e = np.exp(shifted)
-    total = e.sum(axis=1, keepdims=True)
+    total = _add(e, axis=1, keepdims=True)
     rows = np.arange(len(labels))
-    loss = float(np.sum(np.log(total[:, 0]) - shifted[rows, labels], dtype=np.float64)) / len(labels)
-    p = e / total
+    loss = float(_add(np.log(total[:, 0]) - shifted[rows, labels], None, np.float64)) / len(labels)
+    p = np.divide(e, total, out=e)  # p = e / total, in e's memory
     p[rows, labels] -= 1
     p /= len(labels)
     return loss, p

@@ -9,6 +9,7 @@ GEMMs run in int8 (on_chip.ChipRunner).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -77,12 +78,13 @@ class MLP:
         """The output and what backpropagation needs. On an int8 chip the GEMMs quantise X and W
         (the chip runner does it); the bias, the activation and everything kept are fp32."""
         cache = ForwardCache([], [], [])
+        last = len(self.weights) - 1
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
             z = chip.matmul(x, w, i + 1, phase)
             z += b
-            f = self.layer_activation(i)
+            f = "linear" if i == last else self.activation  # layer_activation(i)
             y = act.forward(f, z)
-            chip.vector(z.size, 1 + act.VECTOR_OPS[f][0], i + 1, phase, FORWARD.vector_op.format(f=f))
+            chip.vector(z.size, 1 + act.VECTOR_OPS[f][0], i + 1, phase, _forward_op(f))
             cache.inputs.append(x)
             cache.pre.append(z)
             cache.post.append(y)
@@ -91,17 +93,31 @@ class MLP:
 
     def backward(self, cache: ForwardCache, d_out: np.ndarray, chip: ChipRunner):
         """Gradients (dW, db per layer) from dL/dZ of the output layer."""
-        grads_w = [None] * self.n_layers
-        grads_b = [None] * self.n_layers
+        n = len(self.weights)
+        grads_w = [None] * n
+        grads_b = [None] * n
         dz = d_out
-        for i in range(self.n_layers - 1, -1, -1):
+        for i in range(n - 1, -1, -1):
             grads_w[i] = chip.matmul(cache.inputs[i].T, dz, i + 1, BACKWARD_WEIGHTS.id)
-            grads_b[i] = dz.sum(axis=0)
+            grads_b[i] = _add(dz, 0)  # dz.sum(axis=0)
             chip.vector(dz.size, 1, i + 1, BACKWARD_WEIGHTS.id, BACKWARD_WEIGHTS.vector_op)
             if i == 0:  # layer 1's dX: nothing upstream needs it (BACKWARD_DATA.first_layer is False)
                 break
             dx = chip.matmul(dz, self.weights[i].T, i + 1, BACKWARD_DATA.id)
-            f = self.layer_activation(i - 1)
+            f = "linear" if i - 1 == n - 1 else self.activation  # layer_activation(i - 1)
             dz = act.backward(f, cache.pre[i - 1], cache.post[i - 1], dx)
-            chip.vector(dx.size, act.VECTOR_OPS[f][1], i, BACKWARD_DATA.id, BACKWARD_DATA.vector_op.format(f=f))
+            chip.vector(dx.size, act.VECTOR_OPS[f][1], i, BACKWARD_DATA.id, _backward_data_op(f))
         return grads_w, grads_b
+
+
+_add = np.add.reduce  # what ndarray.sum calls, without its Python wrapper
+
+
+@lru_cache(maxsize=None)
+def _forward_op(f: str) -> str:
+    return FORWARD.vector_op.format(f=f)
+
+
+@lru_cache(maxsize=None)
+def _backward_data_op(f: str) -> str:
+    return BACKWARD_DATA.vector_op.format(f=f)

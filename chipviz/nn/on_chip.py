@@ -72,6 +72,10 @@ class ChipRunner:
         self.keep_operands = keep_operands
         self.ops: list[Operation] = []
         self.operands: list[Operands | None] = []
+        # A network asks for the same GEMMs and vector work every step: each call's Operation is
+        # memoised by what determines it (the call's layer, phase and name, the operands' shapes and
+        # types, the chip and A's layout), so a repeated step builds no records and checks nothing twice.
+        self._memo: dict = {}
 
     def reset_log(self) -> None:
         self.ops = []
@@ -91,19 +95,45 @@ class ChipRunner:
 
     def _run(self, a, b, layer: int, phase: str, name: str, config: ChipConfig, a_layout=None) -> np.ndarray:
         if self.engine == "analytic":  # gemm()'s analytic path, minus its per-call checks
-            a, b = prepare_operands(a, b, config, check_finite=False)  # the trainer guards against NaN
-            c, stats = product(a, b, config), analyze(a.shape[0], a.shape[1], b.shape[1], config, a_layout)
+            key = hit = None
+            if type(a) is np.ndarray and type(b) is np.ndarray:
+                # the layout's key: its geometry object (kept alive by the memo, so its id is not reused)
+                layout = None if a_layout is None else (id(a_layout.geometry), a_layout.batch, a_layout.transposed)
+                key = (layer, phase, name, a.shape, b.shape, a.dtype, b.dtype, config, layout)
+                hit = self._memo.get(key)
+            if hit is not None:  # operands of these shapes and types passed prepare_operands unchanged
+                op, _, direct = hit
+                c = a @ b if direct else product(a, b, config)  # direct: already the accumulator's type
+            else:
+                a2, b2 = prepare_operands(a, b, config, check_finite=False)  # the trainer guards against NaN
+                c = product(a2, b2, config)
+                op = Operation(layer, phase, name, analyze(a2.shape[0], a2.shape[1], b2.shape[1], config, a_layout))
+                if key is not None and a2 is a and b2 is b:
+                    acc = config.spec.accumulator_dtype
+                    self._remember(key, (op, a_layout, a.dtype == acc and b.dtype == acc))
+                a, b = a2, b2
+            self.ops.append(op)
         else:
             result = gemm(a, b, config, engine=self.engine, check_finite=False, a_layout=a_layout)
-            c, stats = result.c, result.stats
-        self.ops.append(Operation(layer, phase, name, stats))
+            c = result.c
+            self.ops.append(Operation(layer, phase, name, result.stats))
         if self.keep_operands:  # copies: W (and Wᵀ, a view of it) changes in place at the update
             self.operands.append(Operands(np.array(a), np.array(b), config, a_layout))
         return c
 
+    def _remember(self, key, value) -> None:
+        if len(self._memo) >= 512:  # a long-lived runner that saw many shapes (e.g. evaluations of many sizes)
+            self._memo.clear()
+        self._memo[key] = value
+
     def vector(self, elements: int, ops_per_element: int, layer: int, phase: str, name: str) -> None:
         """Elementwise work on the vector unit (fp32 values, also on an int8 chip)."""
         if ops_per_element:
-            self.ops.append(Operation(layer, phase, name, vector_op(elements, ops_per_element, self.fp32_config)))
+            key = (elements, ops_per_element, layer, phase, name)
+            op = self._memo.get(key)
+            if op is None:
+                op = Operation(layer, phase, name, vector_op(elements, ops_per_element, self.fp32_config))
+                self._remember(key, op)
+            self.ops.append(op)
             if self.keep_operands:
                 self.operands.append(None)

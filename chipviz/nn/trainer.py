@@ -11,6 +11,7 @@ run on quantised operands, while the master weights and the backward pass stay f
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from dataclasses import asdict, dataclass, field, fields, replace
 
 import numpy as np
@@ -230,39 +231,43 @@ class Trainer:
             return self._step()
 
     def _step(self) -> StepReport:
-        saved = (self.position, self.epoch, self.order, self.rng.bit_generator.state)
+        # the shuffling generator moves only when next_batch starts an epoch: its state is saved then
+        rng_state = self.rng.bit_generator.state if self.position >= len(self.order) else None
+        saved = (self.position, self.epoch, self.order, rng_state)
         x, y = self.next_batch()
-        self.runner.reset_log()
-        out, cache = self.net.forward(x, self.runner)
+        runner = self.runner
+        runner.reset_log()
+        out, cache = self.net.forward(x, runner)
         loss, d_out, acc = self._loss(out, y)
         if not math.isfinite(loss):
             return self._diverge("loss", loss, saved)
-        grads_w, grads_b = self.net.backward(cache, d_out, self.runner)
+        grads_w, grads_b = self.net.backward(cache, d_out, runner)
         grads = [g for pair in zip(grads_w, grads_b) for g in pair]
-        before = [p.copy() for p in self.net.params]
-        self.optimizer.step(self.net.params, grads)
+        params = self.net.params
+        before = [p.copy() for p in params]
+        self.optimizer.step(params, grads)
         n_params = sum(p.size for p in before)
-        self.runner.vector(n_params, self.optimizer.ops_per_element, 0, UPDATE.id,
-                           UPDATE.vector_op.format(optimizer=self.optimizer.name))
-        if not all(_finite(p) for p in self.net.params):  # NaN in a gradient reaches the weights too
-            for p, old in zip(self.net.params, before):
+        optimizer = self.optimizer
+        runner.vector(n_params, optimizer.ops_per_element, 0, UPDATE.id, _update_name(optimizer.name))
+        if not _all_finite(params):  # NaN in a gradient reaches the weights too
+            for p, old in zip(params, before):
                 p[...] = old  # (the optimizer's state is not rolled back: a diverged run takes no more steps)
-            what = "weight" if all(_finite(g) for g in grads) else "gradient"
+            what = "weight" if _all_finite(grads) else "gradient"
             return self._diverge(what, None, saved)
         self.step_count += 1
         self.last_update = (before, grads)
-        costs = self._step_costs(self.runner.ops)
+        costs, cycles, energy_pj, utilization = self._step_costs(runner.ops)
         self.phase_costs += costs
-        report = StepReport(self.step_count, self.epoch, loss, acc, list(self.runner.ops), costs, self.chip.pes)
+        report = StepReport(self.step_count, self.epoch, loss, acc, list(runner.ops), costs, self.chip.pes)
         self.last = report
-        cycles, macs = costs[:, 0].sum(), costs[:, 1].sum()
-        self.history.append(self.step_count, train_loss=loss, train_acc=acc, cycles=cycles,
-                            energy_pj=costs[:, 3:].sum(), utilization=macs / (cycles * self.chip.pes))
+        self.history.append(self.step_count, train_loss=loss, train_acc=acc, cycles=cycles, energy_pj=energy_pj,
+                            utilization=utilization)
         return report
 
     def _diverge(self, what: str, value: float | None, saved) -> StepReport:
         self.position, self.epoch, self.order, state = saved
-        self.rng.bit_generator.state = state
+        if state is not None:
+            self.rng.bit_generator.state = state
         self.diverged = Divergence(step=self.step_count + 1, what=what, value=value, lr=float(self.optimizer.lr),
                                    kept=self.step_count)
         raise Diverged(self.diverged)
@@ -276,7 +281,7 @@ class Trainer:
         else:
             target = losses.one_hot(y, n_out) if self.data.n_classes else y.reshape(len(y), -1)
             loss, grad = losses.mse(out, target)
-        self.runner.vector(out.size, 4, self.net.n_layers, LOSS_PHASE, f"loss ({self.settings.loss})")
+        self.runner.vector(out.size, 4, self.net.n_layers, LOSS_PHASE, _loss_name(self.settings.loss))
         acc = np.count_nonzero(out.argmax(axis=1) == y) / len(y) if self.data.n_classes else float("nan")
         return loss, grad, acc
 
@@ -290,19 +295,22 @@ class Trainer:
     def totals(self, value: dict) -> None:
         self.phase_costs = np.array([[value[p][c] for c in COST_COLUMNS] for p in PHASES], dtype=float)
 
-    def _step_costs(self, ops) -> np.ndarray:
-        """Costs per phase of a step's ops. Steps repeat the same (cached) stats objects, so the
-        sum is memoised by their identity; the cache holds the objects, so an id cannot be reused."""
-        key = tuple((op.phase, id(op.stats)) for op in ops)
+    def _step_costs(self, ops):
+        """Costs per phase of a step's ops, and the step's cycles, energy (pJ) and utilisation. Steps
+        repeat the same (memoised) operations, so this is memoised by their identity; the cache holds
+        the operations, so an id cannot be reused."""
+        key = tuple(map(id, ops))
         hit = self._cost_cache.get(key)
         if hit is None:
             step = np.zeros_like(self.phase_costs)
             index = {p: i for i, p in enumerate(PHASES)}
             for op in ops:
                 step[index[op.phase]] += op.stats.costs
+            cycles, macs = step[:, 0].sum(), step[:, 1].sum()
+            figures = (step, float(cycles), float(step[:, 3:].sum()), float(macs / (cycles * self.chip.pes)))
             if len(self._cost_cache) > 64:
                 self._cost_cache.clear()
-            hit = self._cost_cache[key] = (step, [op.stats for op in ops])
+            self._cost_cache[key] = hit = (figures, list(ops))
         return hit[0]
 
     def evaluate(self, split: str = "test") -> tuple[float, float]:
@@ -340,10 +348,27 @@ class Trainer:
                     break
 
 
-def _finite(x: np.ndarray) -> bool:
-    """All finite? A float64 sum is NaN or ±inf exactly when an element is (float32 values cannot
-    overflow it), and is cheaper than isfinite().all()."""
-    return bool(np.isfinite(x.sum(dtype=np.float64)))
+def _all_finite(arrays) -> bool:
+    """All elements finite? A sum is NaN or ±inf when an element is, and is cheaper than
+    isfinite().all(). A float32 total of the arrays' own sums decides when it is finite; when it is
+    not, the float64 sums decide (float32 values cannot overflow them, so they are NaN or ±inf
+    exactly when an element is)."""
+    if math.isfinite(sum(_add(x, None) for x in arrays)):
+        return True
+    return math.isfinite(sum(_add(x, None, np.float64) for x in arrays))
+
+
+_add = np.add.reduce
+
+
+@lru_cache(maxsize=None)
+def _update_name(optimizer: str) -> str:
+    return UPDATE.vector_op.format(optimizer=optimizer)
+
+
+@lru_cache(maxsize=None)
+def _loss_name(loss: str) -> str:
+    return f"loss ({loss})"
 
 
 def standardization(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
