@@ -457,8 +457,9 @@ def test_guard_lesson_1_and_2_cycle_counts_equal_the_chip_model(en):
     stats = analyze(4, 4, 4, ChipConfig(rows=4, cols=4, dataflow="ws", dram_bytes_per_cycle=256.0))
     assert rendered == f"{stats.cycles} cycles"
     assert stats.cycles == 2 * 4 + 4 + 4 - 2  # the formula the lesson states
-    five = _question(en, 2, 5)
-    assert L.expected_answer(five.question) == analyze(16, 4, 4, ChipConfig(rows=4, cols=4)).cycles
+    five = _question(en, 2, 5)  # the steady state: M − (R + C − 2) cycles in which all 16 PEs work
+    assert L.expected_answer(five.question) == 16 - (4 + 4 - 2)
+    assert f"{analyze(16, 4, 4, ChipConfig(rows=4, cols=4)).cycles} cycles" in L.render_step(five, five.question.prompt)
     three = _question(en, 1, 3)  # batch of 4 through a 2×1 column
     assert L.expected_answer(three.question) == analyze(4, 2, 1, ChipConfig(rows=2, cols=1)).cycles == 2 * 2 + 1 + 4 - 2
     assert f"{analyze(1, 2, 1, ChipConfig(rows=2, cols=1)).cycles} cycles" in L.render_step(three)
@@ -480,10 +481,11 @@ def test_guard_lesson_2_trace_numbers_from_the_cycle_engine(en):
 
 
 def test_guard_lesson_3_dataflow_numbers(en):
-    q = _question(en, 4, 2).question
+    q = _question(en, 4, 2).question  # os folds: a tile of the outputs, ⌈M/R⌉·⌈N/C⌉, not of W
     cfg = ChipConfig(rows=8, cols=8, dataflow="os", dram_bytes_per_cycle=256.0)
-    assert L.expected_answer(q) == analyze(32, 64, 32, cfg).cycles
-    assert L.expected_answer(q) == -(-32 // 8) * -(-32 // 8) * (64 + 8 + 8 - 2)  # the fold formula stated
+    assert L.expected_answer(q) == -(-32 // 8) * -(-32 // 8) == 16
+    assert analyze(32, 64, 32, cfg).cycles == 16 * (64 + 8 + 8 - 2)  # the fold formula stated
+    assert L.expected_answer(_question(en, 4, 3).question) == "same"  # is = ws transposed, and M = N
     best = L.expected_answer(_question(en, 4, 5).question)
     cycles = {df: analyze(256, 64, 32, cfg.with_(dataflow=df)).cycles for df in ("ws", "os", "is")}
     assert best == min(cycles, key=cycles.get)
@@ -619,7 +621,7 @@ def test_percent_and_tolerance(en):
 
 
 def test_choice_answers(en):
-    q = _question(en, 4, 3).question
+    q = _question(en, 4, 5).question
     assert q.kind == "choice" and q.choices == ("ws", "os", "is")
     fb = L.check_answer(q, "nonsense")
     assert fb.expected is None and "Pick one" in fb.explanation
@@ -910,11 +912,20 @@ def test_tempting_answers_are_wrong_explained_and_the_same_in_both_languages(en,
     assert "tempting" not in right.explanation
 
 
+def test_every_step_says_where_to_look_and_every_older_question_has_tempting_answers(en, zh):
+    for lessons in (en, zh):
+        for lesson in lessons:
+            for step in lesson.steps:
+                assert step.look.strip(), f"{lesson.id} step {step.number}: no Look section"
+                if step.question:
+                    assert step.question.tempting, f"{lesson.id} step {step.number}: no tempting answers"
+
+
 def test_every_lesson_states_its_time_and_prerequisites(en, zh):
     for a, b in zip(en, zh):
         assert a.minutes and 10 <= a.minutes <= 90 and (a.minutes, a.requires) == (b.minutes, b.requires), a.id
         assert all(n < a.number for n in a.requires), a.id
-        if a.number in (3, 6, 10, 11, 12, 13, 14):  # second edition: a derivation and an open design challenge
+        if True:  # second edition: every lesson has a derivation and an open design challenge
             assert any(e.title.startswith("Derivation") for e in a.exercises), a.id
             assert any(e.title == "Design challenge" for e in a.exercises), a.id
 
