@@ -1,7 +1,25 @@
 """Bokeh's start-up hook for the directory app that `chipviz serve` runs (this folder, served at /app)."""
+import threading
+
 from chipviz.app.document import accept_long_links
 
 
+def warm_up() -> None:
+    """Load what every first tab needs, so the first student does not wait for it: the dashboard's
+    modules and the cycle engine's compiled kernels (loaded from numba's cache, or compiled on a
+    cold one), by running a tiny GEMM of each dataflow."""
+    import numpy as np
+
+    import chipviz.app.dashboard  # noqa: F401  (the views, panel's widgets, bokeh's models)
+    from chipviz.chip import DATAFLOWS, ChipConfig, gemm
+
+    a = np.ones((2, 2), np.float32)
+    for dataflow in DATAFLOWS:
+        gemm(a, a, ChipConfig(rows=2, cols=2, dataflow=dataflow), engine="cycle", trace_window=(0, 4))
+
+
 def on_server_loaded(server_context):
-    """Before the first request: links with many parameters open the page (with a notice) instead of a bare 400."""
+    """Before the first request: links with many parameters open the page (with a notice) instead of a
+    bare 400; the warm-up runs beside, so the server answers at once."""
     accept_long_links()
+    threading.Thread(target=warm_up, name="chipviz-warm-up", daemon=True).start()
