@@ -23,12 +23,16 @@ import sys
 import tempfile
 import time
 
-import numba
-import numpy as np
+# One BLAS thread: (b)'s reference product would otherwise leave OpenBLAS threads spinning on the other
+# core for a while, which slowed the timings that follow it by up to 2× on this 2-core machine.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from chipviz.chip import ChipConfig, analyze, gemm
-from chipviz.chip.analytic import _analyze
-from chipviz.chip import trace as tr
+import numba  # noqa: E402
+import numpy as np  # noqa: E402
+
+from chipviz.chip import ChipConfig, analyze, gemm  # noqa: E402
+from chipviz.chip.analytic import _analyze  # noqa: E402
+from chipviz.chip import trace as tr  # noqa: E402
 
 DATAFLOWS = ("ws", "os", "is")
 # SCALE-Sim v3's time for M=256, K=784, N=64 on a 32×32 array: reference figures quoted in
@@ -95,7 +99,12 @@ def bench_engine_speed(rows_out: list, repeats: int) -> None:
             t = median_time(lambda: gemm(a, b, config, engine="cycle", trace_window=window), repeats)
             detail = f"{total:,} cycles × {side * side} PEs in {fmt_seconds(t)} (median of {repeats})"
             if window is not None:
-                detail += f"; trace {result.trace.nbytes / 2**20:.0f} MiB"
+                # trace.allocate recycles the memory of traces no longer referenced (as here, call after call);
+                # a trace in fresh memory pays the operating system's page faults on first write
+                fresh = median_time(lambda: (tr._POOL.clear(), gemm(a, b, config, engine="cycle",
+                                                                     trace_window=window)), repeats)
+                detail += (f"; trace {result.trace.nbytes / 2**20:.0f} MiB, recycled memory; in fresh memory "
+                           f"{total * side * side / fresh / 1e6:,.0f} M PE-cycles/s")
             rows_out.append(("(a) cycle engine speed", f"{dataflow}, {label}: M={m} K={k} N={n} on {side}×{side}",
                              f"{total * side * side / t / 1e6:,.0f} M PE-cycles/s", detail))
 

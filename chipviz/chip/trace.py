@@ -5,6 +5,8 @@ trace's memory is known before the run and a too-large request is refused up fro
 """
 from __future__ import annotations
 
+import sys
+import threading
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -22,22 +24,55 @@ def bytes_per_cycle(rows: int, cols: int) -> int:
     return rows * cols * (1 + 4 * 4) + 4 * (1 + rows + 2 * cols)
 
 
+# Trace memory is recycled: a trace's arrays are views of one byte buffer, and a buffer whose views are all
+# gone (only _POOL refers to it) is handed to the next trace of a similar size. Fresh memory costs a page
+# fault per 4 KiB on first write, several times the cost of the writes themselves. At most POOL_BUFFERS
+# buffers are kept, each at most POOL_LIMIT_BYTES; larger traces get fresh memory.
+POOL_BUFFERS = 2
+POOL_LIMIT_BYTES = 64 * 2**20
+_POOL: list = []
+_POOL_LOCK = threading.Lock()
+_ALIGN = 64
+
+
+def _layout(rows: int, cols: int, n_cycles: int):
+    """(dtype, shape, byte offset) of each field in a trace's buffer, and the buffer's size."""
+    shapes = ((np.uint8, (n_cycles, rows, cols)),) + ((np.float32, (n_cycles, rows, cols)),) * 4 + (
+        (np.int32, (n_cycles,)), (np.int32, (n_cycles, rows)), (np.int32, (n_cycles, cols)),
+        (np.int32, (n_cycles, cols)))
+    out, offset = [], 0
+    for dtype, shape in shapes:
+        out.append((dtype, shape, offset))
+        offset += -(-int(np.prod(shape)) * np.dtype(dtype).itemsize // _ALIGN) * _ALIGN
+    return out, offset
+
+
+def _buffer(nbytes: int) -> np.ndarray:
+    """A byte buffer of at least nbytes: a free pooled one if one fits, else a new one (pooled if small)."""
+    if nbytes > POOL_LIMIT_BYTES or sys.implementation.name != "cpython":  # (reference counts tell what is free)
+        return np.empty(nbytes, np.uint8)
+    with _POOL_LOCK:
+        free = [i for i in range(len(_POOL)) if sys.getrefcount(_POOL[i]) == 2]  # the list's reference only
+        for i in free:
+            if nbytes <= _POOL[i].nbytes <= 2 * nbytes + 2**20:
+                return _POOL[i]
+        buf = np.empty(nbytes, np.uint8)
+        if len(_POOL) < POOL_BUFFERS:
+            _POOL.append(buf)
+        elif free:
+            _POOL[free[0]] = buf
+        return buf
+
+
 def allocate(rows: int, cols: int, n_cycles: int) -> tuple:
-    """The trace's arrays for n_cycles. The kernels write every cycle of their window, except the
-    register planes' zeros (an idle register, a stall, ws/is's empty from_top): those planes start
-    as zeros, which for large traces are pages the kernel maps only when first written (calloc).
-    The state plane is written whole, so it is left uninitialised."""
-    return (
-        np.empty((n_cycles, rows, cols), np.uint8),
-        np.zeros((n_cycles, rows, cols), np.float32),
-        np.zeros((n_cycles, rows, cols), np.float32),
-        np.zeros((n_cycles, rows, cols), np.float32),
-        np.zeros((n_cycles, rows, cols), np.float32),
-        np.empty(n_cycles, np.int32),
-        np.empty((n_cycles, rows), np.int32),
-        np.empty((n_cycles, cols), np.int32),
-        np.empty((n_cycles, cols), np.int32),
-    )
+    """The trace's arrays for n_cycles, uninitialised: the kernels write every field of every cycle of
+    their window (zeros included). They are views of one buffer, recycled once no view of it is left."""
+    fields, nbytes = _layout(rows, cols, n_cycles)
+    if n_cycles == 0:
+        return tuple(np.empty(shape, dtype) for dtype, shape, _ in fields)
+    buf = _buffer(nbytes)
+    return tuple(buf[offset:offset + int(np.prod(shape)) * np.dtype(dtype).itemsize].view(dtype).reshape(shape)
+                 for dtype, shape, offset in fields)
 
 
 @dataclass

@@ -12,11 +12,16 @@ array at once, "the new A register at y is the old one at y - 1" (right), "the n
 at y is the old one at y - s" (down) and "the accumulator at y adds their product": one straight
 loop over contiguous memory that the compiler turns into SIMD operations, with the same
 multiplications and additions, in the same order, as one PE at a time. The valid bits travel
-with the values in one flag plane (bit 0: A's register holds a value, bit 1: B's), so a PE
-multiplies-and-accumulates (MAC) where both bits are set. Registers are double-buffered (each
+with the values in one flag plane (A_VALID: A's register holds a value, B_VALID: B's), so a PE
+multiplies-and-accumulates (MAC) where both bits are set; each PE adds its flags to one count
+a cycle (see A_VALID), which a tally sums now and then. Registers are double-buffered (each
 cycle reads last cycle's and writes the next; the two sets alternate, two cycles per pass of
 the time loop). An edge column receives junk from the row above's last PE: it is overwritten
 before it is read, meets only zeros from B's corner, and the counts leave it out.
+
+The fold loop (_folds) is compiled without numba's reference counting, and indices that are
+never negative are made unsigned, so the compiler emits no wraparound code for them: per cycle
+at 16×16 these were as costly as the PEs' own work.
 """
 from __future__ import annotations
 
@@ -28,21 +33,23 @@ from ..trace import MAC
 from . import record
 from .dram import fold_dram
 
-A_VALID, B_VALID = 1, 2
-# Each PE counts its MACs and operand hops (at most 2 a cycle) in a byte, added into the fold's
-# counters every TALLY_CYCLES cycles (even, and 2·TALLY_CYCLES <= 255), so the bytes never wrap.
-TALLY_CYCLES = 126
+# The flag plane's bits (uint8), numpy scalars so that the flag arithmetic stays narrow (a Python int
+# would widen it to 64-bit lanes). Each PE adds its flags to a uint16 count every cycle, plus MAC_UNIT
+# when both are set: bits 0-4 count A's hops into it, bits 5-9 B's, bits 10-14 its MACs (at most 1 a
+# cycle each). The counts are added into the fold's counters every TALLY_CYCLES cycles (even, and
+# <= 31), so no field overflows into the next.
+A_VALID, B_VALID, B_SHIFT = np.uint8(1), np.uint8(1 << 5), np.uint8(5)
+MAC_UNIT = np.uint16(1 << 10)
+TALLY_CYCLES = 30
+U = np.uint64
 
 
 @njit(cache=True, nogil=True)
 def run_folds(a_matrix, b_matrix, out, rows, cols, tiles, flags, fits, operand_bytes, accumulator_bytes,
               bytes_per_cycle, counters, trace, trace_start):
     """Simulate every fold cycle by cycle, writing C into `out`; return the cycle count."""
-    depth = a_matrix.shape[1]
-    cycles_per_fold = depth + rows + cols - 2
     s = cols + 1
     size = (rows + 1) * s
-    first = s + 1  # PE(0, 0)
     acc = np.zeros(size, out.dtype)
     a0, a1 = np.zeros(size, out.dtype), np.zeros(size, out.dtype)
     b0, b1 = np.zeros(size, out.dtype), np.zeros(size, out.dtype)
@@ -53,11 +60,29 @@ def run_folds(a_matrix, b_matrix, out, rows, cols, tiles, flags, fits, operand_b
     reads = np.zeros(2, np.int64)
     # Views made once (making them per cycle costs reference counting): each starts at its source's
     # offset, so the cycle's loop indexes them all from 0, which the compiler vectorises.
-    e0, e1, e2, e3, e4, e5, e6 = _views(a0, b0, f0, a1, b1, f1, s)  # even cycles: buffers 0 -> 1
-    o0, o1, o2, o3, o4, o5, o6 = _views(a1, b1, f1, a0, b0, f0, s)  # odd cycles: 1 -> 0
+    even = _views(a0, b0, f0, a1, b1, f1, s)  # even cycles: buffers 0 -> 1
+    odd = _views(a1, b1, f1, a0, b0, f0, s)  # odd cycles: 1 -> 0
+    count = np.zeros(size - s, np.uint16)  # per PE, indexed from PE(0, -1): see _cycle's views
+    return _folds(a_matrix, b_matrix, out, rows, tiles, flags, fits, operand_bytes, accumulator_bytes,
+                  bytes_per_cycle, counters, trace, trace_start, acc, a0, a1, b0, b1, f0, f1, left, top, bottom,
+                  reads, count, even, odd)
+
+
+# Compiled without numba's reference counting (_nrt=False): it allocates nothing, and the arrays that the
+# inlined per-cycle helpers receive would otherwise cost an atomic increment and decrement each, every
+# cycle.
+@njit(cache=True, nogil=True, _nrt=False)
+def _folds(a_matrix, b_matrix, out, rows, tiles, flags, fits, operand_bytes, accumulator_bytes, bytes_per_cycle,
+           counters, trace, trace_start, acc, a0, a1, b0, b1, f0, f1, left, top, bottom, reads, count, even, odd):
+    """run_folds' loop over the folds, on the buffers and views it made."""
+    e0, e1, e2, e3, e4, e5, e6 = even
+    o0, o1, o2, o3, o4, o5, o6 = odd
+    depth = a_matrix.shape[1]
+    cols = top.shape[0]
+    cycles_per_fold = depth + rows + cols - 2
+    s = cols + 1
+    first = s + 1  # PE(0, 0)
     acc_ = acc[s:]
-    mac_count = np.zeros(size - s, np.uint8)  # per PE, indexed from PE(0, -1): see _cycle's views
-    hop_count = np.zeros(size - s, np.uint8)
     n_trace = trace[0].shape[0]
     g = 0
     for f in range(tiles.shape[0]):
@@ -72,25 +97,27 @@ def run_folds(a_matrix, b_matrix, out, rows, cols, tiles, flags, fits, operand_b
         f0[:] = 0
         f1[:] = 0
         reads[:] = 0
-        mac_count[:] = 0
-        hop_count[:] = 0
+        count[:] = 0
         macs = 0
         hops = 0
         for t in range(0, cycles_per_fold, 2):  # two cycles: buffers 0 -> 1, then 1 -> 0
             _cycle(a_matrix, b_matrix, t, r0, c0, used_rows, used_cols, s, a0, b0, f0, e0, e1, e2, e3, e4, e5, e6,
-                   acc_, left, top, reads, mac_count, hop_count)
+                   acc_, left, top, reads, count)
             if 0 <= g - trace_start < n_trace:
-                _record(trace, g - trace_start, f, a1, b1, f1, acc, s, first, left, top, bottom)
+                _record(trace, g - trace_start, f, t, depth, used_rows, used_cols, a1, b1, f1, acc, s, first, left, top,
+                        bottom)
             g += 1
             if t + 1 < cycles_per_fold:
                 _cycle(a_matrix, b_matrix, t + 1, r0, c0, used_rows, used_cols, s, a1, b1, f1, o0, o1, o2, o3, o4,
-                       o5, o6, acc_, left, top, reads, mac_count, hop_count)
+                       o5, o6, acc_, left, top, reads, count)
                 if 0 <= g - trace_start < n_trace:
-                    _record(trace, g - trace_start, f, a0, b0, f0, acc, s, first, left, top, bottom)
+                    _record(trace, g - trace_start, f, t + 1, depth, used_rows, used_cols, a0, b0, f0, acc, s, first,
+                            left, top, bottom)
                 g += 1
             if t % TALLY_CYCLES == TALLY_CYCLES - 2 or t + 2 >= cycles_per_fold:
-                macs += _tally(mac_count, s)
-                hops += _tally(hop_count, s)
+                m, h = _tally(count, s)
+                macs += m
+                hops += h
         for i in range(used_rows):
             for j in range(used_cols):
                 out[r0 + i, c0 + j] = acc[first + i * s + j]
@@ -108,7 +135,7 @@ def run_folds(a_matrix, b_matrix, out, rows, cols, tiles, flags, fits, operand_b
 
 @njit(cache=True, nogil=True, inline='always')  # a call per cycle would cost more than a small array's work
 def _cycle(a_matrix, b_matrix, t, r0, c0, used_rows, used_cols, s, a, b, fl, a_in, b_in, from_left, from_top, a_out,
-           b_out, fl_out, acc_, left, top, reads, mac_count, hop_count):
+           b_out, fl_out, acc_, left, top, reads, count):
     """One clock: the edges take the skewed inputs, then every register takes its neighbour's value and
     every PE multiplies-and-accumulates. Reads (a, b, fl) and writes the other buffer set, through
     the views from _views; each PE adds its MAC and its operand hops (0-2) to its byte-sized counts
@@ -118,27 +145,25 @@ def _cycle(a_matrix, b_matrix, t, r0, c0, used_rows, used_cols, s, a, b, fl, a_i
     cols = top.shape[0]
     # the edges: row i receives A[., t - i], column j receives B[t - j, .], while 0 <= t - i (t - j) < K
     # (the skew), if the fold uses that row (column)
-    for i in range(rows):
-        e = (i + 1) * s
-        a[e] = 0
-        fl[e] = 0
-        left[i] = -1
     lo, hi = max(0, t - depth + 1), min(used_rows, t + 1)
-    for i in range(lo, hi):
-        e = (i + 1) * s
-        a[e] = a_matrix[r0 + i, t - i]
-        fl[e] = A_VALID
-        left[i] = t - i
+    for i in range(rows):  # (indices unsigned, all >= 0 here: no wraparound code per access)
+        e = U((i + 1) * s)
+        if lo <= i < hi:
+            a[e] = a_matrix[U(r0 + i), U(t - i)]
+            fl[e] = A_VALID
+        else:
+            a[e] = 0
+            fl[e] = 0
     reads_a = max(0, hi - lo)
+    hi = min(used_cols, t + 1)
     for j in range(cols):
-        b[1 + j] = 0
-        fl[1 + j] = 0
-        top[j] = -1
-    lo, hi = max(0, t - depth + 1), min(used_cols, t + 1)
-    for j in range(lo, hi):
-        b[1 + j] = b_matrix[t - j, c0 + j]
-        fl[1 + j] = B_VALID
-        top[j] = t - j
+        e = U(1 + j)
+        if lo <= j < hi:
+            b[e] = b_matrix[U(t - j), U(c0 + j)]
+            fl[e] = B_VALID
+        else:
+            b[e] = 0
+            fl[e] = 0
     reads[0] += reads_a
     reads[1] += max(0, hi - lo)
     # the whole array: A one PE right, B one PE down, every PE multiplies and accumulates
@@ -150,8 +175,7 @@ def _cycle(a_matrix, b_matrix, t, r0, c0, used_rows, used_cols, s, a, b, fl, a_i
         acc_[y] += x * u
         v = (from_left[y] & A_VALID) | (from_top[y] & B_VALID)
         fl_out[y] = v
-        mac_count[y] += (v >> 1) & v
-        hop_count[y] += (v & A_VALID) + (v >> 1)
+        count[y] += v + (v & (v >> B_SHIFT)) * MAC_UNIT
 
 
 @njit(cache=True, nogil=True)
@@ -164,24 +188,47 @@ def _views(a, b, fl, a2, b2, fl2, s):
 
 @njit(cache=True, nogil=True)
 def _tally(count, s):
-    """Sum and clear the byte counts of the PEs (the edge column's slots hold junk, left out)."""
-    total = 0
+    """The PEs' MACs and operand hops since the last tally (see TALLY_CYCLES); clears the counts. The
+    edge column's slots hold junk and are left out."""
+    macs, hops = 0, 0
     for i in range(count.shape[0] // s):
         row = count[i * s + 1:(i + 1) * s]
-        sub = 0
+        m, h = 0, 0
         for j in range(row.shape[0]):
-            sub += row[j]
-        total += sub
+            c = row[j]
+            h += (c & 31) + ((c >> 5) & 31)
+            m += c >> 10
+        macs += m
+        hops += h
     count[:] = 0
-    return total
+    return macs, hops
 
 
 @njit(cache=True, nogil=True)
-def _record(trace, k, f, a, b, fl, acc, s, first, left, top, bottom):
-    """Cycle k of the trace window (0 <= k < its length)."""
-    record.flag_plane(trace[0], k, fl, s, first, A_VALID | B_VALID, MAC)
-    record.plane(trace[1], k, acc, s, first)
-    record.plane(trace[2], k, a, s, first)
-    record.plane(trace[3], k, b, s, first)
-    record.plane(trace[4], k, acc, s, first)
+def _record(trace, k, f, t, depth, used_rows, used_cols, a, b, fl, acc, s, first, left, top, bottom):
+    """Cycle k of the trace window (0 <= k < its length), the fold's cycle t: the registers, and the
+    indices that entered at the edges (as _cycle fed them; nothing leaves at the bottom)."""
+    lo, hi = max(0, t - depth + 1), min(used_rows, t + 1)
+    for i in range(left.shape[0]):
+        left[i] = t - i if lo <= i < hi else -1
+    hi = min(used_cols, t + 1)
+    for j in range(top.shape[0]):
+        top[j] = t - j if lo <= j < hi else -1
+    # two planes per pass over a row (a loop per plane costs more set-up than copying on small arrays; more
+    # planes per loop would need more overlap checks than the compiler makes before vectorising a loop)
+    both = A_VALID | B_VALID
+    state, stationary, from_left, from_top, psum = trace[0][k], trace[1][k], trace[2][k], trace[3][k], trace[4][k]
+    cols = top.shape[0]
+    for i in range(left.shape[0]):
+        base = first + i * s
+        for j in range(cols):
+            y = U(base + j)
+            state[i, j] = MAC if fl[y] & both == both else 0
+            stationary[i, j] = acc[y]
+        for j in range(cols):
+            y = U(base + j)
+            from_left[i, j] = a[y]
+            from_top[i, j] = b[y]
+        for j in range(cols):
+            psum[i, j] = acc[U(base + j)]
     record.edges(trace, k, f, left, top, bottom)

@@ -3,8 +3,8 @@
 The kernels keep each register plane as one flat buffer with a row stride `s` (a spare column
 or row holds what enters at the edge), so a whole plane shifts as one contiguous vector
 operation; these helpers copy the R×C window of such a buffer into the trace's cycle k.
-Every field of a traced cycle is written, except zeros in the register planes (trace.allocate
-makes those planes zeros; writing zeros again would only cost memory bandwidth).
+Every field of a traced cycle is written, zeros included: trace.allocate hands out uninitialised
+(recycled) memory.
 """
 from __future__ import annotations
 
@@ -13,35 +13,36 @@ from numba import njit
 from ..trace import STALL
 
 
+# Each helper copies row by row through views (one per row, from index 0): indexing a flat buffer at a
+# computed offset would make the compiler check every index for wraparound and gather element by element.
 @njit(cache=True, nogil=True, inline='always')
 def plane(dst, k, src, s, off):
-    """dst[k, i, j] = src[off + i·s + j] (dst: one of the trace's R×C planes per cycle).
-    Indexing dst directly (no per-row views) keeps reference counting out of the loop."""
-    rows, cols = dst.shape[1], dst.shape[2]
+    """dst[k, i, j] = src[off + i·s + j] (dst: one of the trace's R×C planes per cycle)."""
+    out = dst[k]
+    rows, cols = out.shape[0], out.shape[1]
     for i in range(rows):
-        base = off + i * s
+        d, x = out[i], src[off + i * s:off + i * s + cols]
         for j in range(cols):
-            dst[k, i, j] = src[base + j]
+            d[j] = x[j]
+
+
+@njit(cache=True, nogil=True, inline='always')
+def zero_plane(dst, k):
+    """dst[k] = 0: a register plane that holds nothing this cycle."""
+    out = dst[k].reshape(dst.shape[1] * dst.shape[2])  # one run of memory: one memset, not one a row
+    for y in range(out.shape[0]):
+        out[y] = 0
 
 
 @njit(cache=True, nogil=True, inline='always')
 def state_plane(dst, k, x, y, s, off, scale):
     """dst[k, i, j] = (x & y)·scale at off + i·s + j: MAC (1) where both flags are set, PRELOAD (2) likewise."""
-    rows, cols = dst.shape[1], dst.shape[2]
+    out = dst[k]
+    rows, cols = out.shape[0], out.shape[1]
     for i in range(rows):
-        base = off + i * s
+        d, u, v = out[i], x[off + i * s:off + i * s + cols], y[off + i * s:off + i * s + cols]
         for j in range(cols):
-            dst[k, i, j] = (x[base + j] & y[base + j]) * scale
-
-
-@njit(cache=True, nogil=True, inline='always')
-def flag_plane(dst, k, flags, s, off, mask, value):
-    """dst[k, i, j] = value where every bit of `mask` is set in the flags at off + i·s + j, else 0 (IDLE)."""
-    rows, cols = dst.shape[1], dst.shape[2]
-    for i in range(rows):
-        base = off + i * s
-        for j in range(cols):
-            dst[k, i, j] = value if flags[base + j] & mask == mask else 0
+            d[j] = (u[j] & v[j]) * scale
 
 
 @njit(cache=True, nogil=True, inline='always')
@@ -64,7 +65,10 @@ def stall(trace, start, g, fold, stationary, s, off):
         for i in range(rows):
             for j in range(cols):
                 trace[0][k, i, j] = STALL
-        plane(trace[1], k, stationary, s, off)  # from_left, from_top, psum: zeros already
+        plane(trace[1], k, stationary, s, off)
+        zero_plane(trace[2], k)
+        zero_plane(trace[3], k)
+        zero_plane(trace[4], k)
         trace[5][k] = fold
         for i in range(rows):
             trace[6][k, i] = -1
