@@ -18,7 +18,9 @@ import argparse
 import os
 import platform
 import statistics
+import sys
 import time
+from pathlib import Path
 
 # One BLAS thread for both sides, as bench_training.py: on 2 shared cores OpenBLAS's second thread makes
 # small matrix products erratically slow, which would measure noise, not code.
@@ -27,6 +29,8 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numba  # noqa: E402
 import numpy as np  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the other benchmarks, also when loaded by a test
+from bench_training import interleaved  # noqa: E402  (the same side-by-side timing as the MLP's)
 from chipviz.chip import ChipConfig  # noqa: E402
 from chipviz.nn.conv import Conv2D, Dense, Flatten, MaxPool  # noqa: E402
 from chipviz.nn.trainer import Trainer, TrainSettings  # noqa: E402
@@ -158,22 +162,7 @@ def speed_vs_numpy(steps: int, runs: int) -> dict:
         idx = next(stream)
         ref.step(x_all[idx], y_all[idx])
 
-    for _ in range(20):  # warm-up: caches (analyze's lru_cache, the trainer's cost memo), allocator
-        trainer.step()
-        numpy_step()
-    chip_times, numpy_times = [], []
-    for _ in range(runs):
-        t = time.perf_counter()
-        for _ in range(steps):
-            trainer.step()
-        chip_times.append((time.perf_counter() - t) / steps)
-        t = time.perf_counter()
-        for _ in range(steps):
-            numpy_step()
-        numpy_times.append((time.perf_counter() - t) / steps)
-    chip_s, numpy_s = statistics.median(chip_times), statistics.median(numpy_times)
-    return {"chip": chip_s, "numpy": numpy_s, "ratio": chip_s / numpy_s,
-            "ratios": sorted(c / n for c, n in zip(chip_times, numpy_times))}
+    return interleaved(trainer.step, numpy_step, steps, runs)
 
 
 # ------------------------------------------------------------------------------------ (b) cycle-accurate

@@ -10,3 +10,19 @@ def open_dashboard(browser, url, page_errors, width=1280, height=720, timeout=WA
     page.locator(".chipviz-op-info").first.wait_for(timeout=timeout)
     page.locator(".cv-canvas").first.wait_for(timeout=timeout)
     return page, errors
+
+
+# JavaScript: `figureView(name)`, the rendered view of the Bokeh figure whose model has that name (or null).
+FIGURE_VIEW_JS = """const figureView = (name) => {
+  const idx = Bokeh.index;
+  const roots = idx instanceof Map ? [...idx.values()] : Object.values(idx);
+  const seen = new Set(), stack = [...roots];
+  while (stack.length) {
+    const v = stack.pop();
+    if (!v || seen.has(v)) continue;
+    seen.add(v);
+    if (v.model && v.model.name === name && v.frame) return v;
+    for (const c of (v.child_views ?? [])) stack.push(c);
+  }
+  return null;
+};"""

@@ -7,30 +7,20 @@ from pathlib import Path
 import pytest
 
 from pages import WAIT
-from pages import open_dashboard  # tests/browser/pages.py
+from pages import FIGURE_VIEW_JS, open_dashboard  # tests/browser/pages.py
 
 APP = Path(__file__).resolve().parents[2] / "app.py"
 
 # where the first design of the scatter is on the page (Bokeh's own scales: the axes are logarithmic)
 FIRST_POINT = """() => {
-  const idx = Bokeh.index;
-  const roots = idx instanceof Map ? [...idx.values()] : Object.values(idx);
-  const seen = new Set(), stack = [...roots];
-  while (stack.length) {
-    const v = stack.pop();
-    if (!v || seen.has(v)) continue;
-    seen.add(v);
-    if (v.model && v.model.name === "design-space" && v.frame) {
-      const src = v.model.document.get_model_by_name("design-points");
-      if (!src || !src.data.x || src.data.x.length === 0) return null;
-      v.canvas_view.el.scrollIntoView({block: "center"});
-      const r = v.canvas_view.el.getBoundingClientRect();
-      return {x: r.left + v.frame.x_scale.compute(src.data.x[0]), y: r.top + v.frame.y_scale.compute(src.data.y[0]),
-              rows: src.data.rows[0], cols: src.data.cols[0], dataflow: src.data.dataflow[0]};
-    }
-    for (const c of (v.child_views ?? [])) stack.push(c);
-  }
-  return null;
+  """ + FIGURE_VIEW_JS + """
+  const v = figureView("design-space");
+  const src = v && v.model.document.get_model_by_name("design-points");
+  if (!src || !src.data.x || src.data.x.length === 0) return null;
+  v.canvas_view.el.scrollIntoView({block: "center"});
+  const r = v.canvas_view.el.getBoundingClientRect();
+  return {x: r.left + v.frame.x_scale.compute(src.data.x[0]), y: r.top + v.frame.y_scale.compute(src.data.y[0]),
+          rows: src.data.rows[0], cols: src.data.cols[0], dataflow: src.data.dataflow[0]};
 }"""
 
 

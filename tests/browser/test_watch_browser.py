@@ -9,7 +9,7 @@ import pytest
 
 from chipviz.i18n import t
 from pages import WAIT as TIMEOUT
-from pages import open_dashboard  # tests/browser/pages.py
+from pages import FIGURE_VIEW_JS, open_dashboard  # tests/browser/pages.py
 
 APP = Path(__file__).resolve().parents[2] / "app.py"
 
@@ -17,23 +17,14 @@ APP = Path(__file__).resolve().parents[2] / "app.py"
 # (scroll: bring the figure into view first); null: no such figure
 FIGURE_POINT = """(args) => {
   const [name, fx, y, scroll] = args;
-  const idx = Bokeh.index;
-  const roots = idx instanceof Map ? [...idx.values()] : Object.values(idx);
-  const seen = new Set(), stack = [...roots];
-  while (stack.length) {
-    const v = stack.pop();
-    if (!v || seen.has(v)) continue;
-    seen.add(v);
-    if (v.model && v.model.name === name && v.frame) {
-      if (scroll) v.canvas_view.el.scrollIntoView({block: "center"});
-      const r = v.canvas_view.el.getBoundingClientRect(), xr = v.model.x_range;
-      const x = xr.start + fx * (xr.end - xr.start);
-      return {x: r.left + v.frame.x_scale.compute(x), y: r.top + v.frame.y_scale.compute(y),
-              box: {x: r.left, y: r.top, width: r.width, height: r.height}};
-    }
-    for (const c of (v.child_views ?? [])) stack.push(c);
-  }
-  return null;
+  """ + FIGURE_VIEW_JS + """
+  const v = figureView(name);
+  if (!v) return null;
+  if (scroll) v.canvas_view.el.scrollIntoView({block: "center"});
+  const r = v.canvas_view.el.getBoundingClientRect(), xr = v.model.x_range;
+  const x = xr.start + fx * (xr.end - xr.start);
+  return {x: r.left + v.frame.x_scale.compute(x), y: r.top + v.frame.y_scale.compute(y),
+          box: {x: r.left, y: r.top, width: r.width, height: r.height}};
 }"""
 
 
