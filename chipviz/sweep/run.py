@@ -233,8 +233,8 @@ def run_sweep(spec: SweepSpec, out: str, *, csv: str | None = None, executor: st
                     if stop_after is not None and written >= stop_after:
                         break
             else:
-                written = _run_dask(spec, folder, todo, bar, client, stop_after, window, workers_write=own and
-                                    scheduler is None)
+                written = _run_dask(spec, folder, todo, bar, client, stop_after, window,
+                                    workers_write=_on_this_machine(client))
     finally:
         if bar is not None:
             bar.close()
@@ -292,6 +292,13 @@ def _run_dask(spec, folder, todo, bar, client, stop_after, window, workers_write
                 future.cancel()
 
 
+def _on_this_machine(client) -> bool:
+    """Whether the client's workers are a LocalCluster's (they see this machine's files)."""
+    from distributed import LocalCluster
+
+    return isinstance(getattr(client, "cluster", None), LocalCluster)
+
+
 def _take(iterator, n: int) -> list:
     out = []
     for item in iterator:
@@ -320,8 +327,13 @@ def connect(scheduler: str | None = None, workers: int = 2, threads: bool = Fals
                              f"({reason[:160]})") from None
     if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 256:
         raise SweepError(f"--workers must be a whole number from 1 to 256, got {workers!r}")
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=not threads,
-                           dashboard_address=None, silence_logs=logging.ERROR)
+    import dask
+
+    # Dask's nannies make glibc return freed memory at once (MALLOC_TRIM_THRESHOLD_=64 KiB), which makes
+    # the model's large temporary arrays expensive in the workers: keep glibc's usual behaviour instead.
+    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": 128 * 2**20}):
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=not threads,
+                               dashboard_address=None, silence_logs=logging.ERROR)
     return Client(cluster), cluster
 
 
