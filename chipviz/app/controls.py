@@ -82,7 +82,7 @@ class Controls(pn.viewable.Viewer):
             "speed": pn.widgets.IntSlider.from_param(sp.steps_per_second, end=200),
         }
         self.preset = pn.widgets.Select(options={k: k for k in PRESETS}, value="custom")
-        self.seed_network = pn.widgets.Button(visible=settings.mnist_dir() is not None, button_type="light")
+        self.seed_network = pn.widgets.Button(visible=settings.mnist_dir() is not None, color="light")
         self.seed_network.on_click(lambda _: self.session.apply(dict(SEED_NETWORK)))
         self.cost = pn.pane.HTML("", margin=(0, 10), styles={"font-size": "12px"})  # <div class="chipviz-cost">
         self.train_button = pn.widgets.Toggle(color="primary", value=False)

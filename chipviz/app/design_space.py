@@ -100,9 +100,12 @@ class DesignSpaceView(pn.viewable.Viewer):
         self.filter = pn.widgets.MultiChoice(options=list(SRAM_KIB), value=[64, 512], visible=not fixed)
         self.ofmap = pn.widgets.MultiChoice(options=list(SRAM_KIB), value=[256], visible=not fixed)
         self.sram_text = pn.pane.Markdown("", visible=fixed, margin=(0, 10))
+        # a CheckButtonGroup shows no label of its own
+        self.dataflow_label = pn.pane.Markdown("", margin=(0, 10, -10, 10))
+        self.precision_label = pn.pane.Markdown("", margin=(0, 10, -10, 10))
         self.bandwidth = pn.widgets.MultiChoice(options=list(BANDWIDTHS), value=[8, 32])
         self.axes = pn.widgets.RadioButtonGroup(options={}, value="cycles")
-        self.run_button = pn.widgets.Button(button_type="primary")
+        self.run_button = pn.widgets.Button(color="primary")
         self.progress = pn.indicators.Progress(value=0, max=100, visible=False, sizing_mode="stretch_width")
         self.notice = pn.pane.Alert("", alert_type="info", visible=False)
         self.size_text = pn.pane.Markdown("")
@@ -133,6 +136,8 @@ class DesignSpaceView(pn.viewable.Viewer):
                             (self.ifmap, "ifmap"), (self.filter, "filter"), (self.ofmap, "ofmap"),
                             (self.bandwidth, "bandwidth")):
             widget.name = self.tr(key)
+        self.dataflow_label.object = self.tr("dataflow")
+        self.precision_label.object = self.tr("precision")
         axis = self.axes.value
         self.axes.param.update(options={self.tr("vs_cycles"): "cycles", self.tr("vs_pes"): "pes"}, value=axis)
         self.run_button.name = self.tr("run")
@@ -144,7 +149,8 @@ class DesignSpaceView(pn.viewable.Viewer):
     # ------------------------------------------------------------------------------ layout
 
     def __panel__(self):
-        controls = pn.Column(self.source, self.upload, self.arrays, self.dataflows, self.precisions, self.ifmap,
+        controls = pn.Column(self.source, self.upload, self.arrays, self.dataflow_label, self.dataflows,
+                             self.precision_label, self.precisions, self.ifmap,
                              self.filter, self.ofmap, self.sram_text, self.bandwidth, self.size_text, self.run_button,
                              width=320)
         return pn.Row(controls, pn.Column(self.axes, self.progress, self.notice, self.plot,
