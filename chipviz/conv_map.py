@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .chip.conv import ConvGeometry
+from .chip.conv import ConvGeometry, Im2colOperand
 from .chip.dataflow_table import DATAFLOW_TABLE
 from .chip.mapping import Mapping
 
@@ -87,8 +87,6 @@ def window_of(geometry: ConvGeometry, out_y: int, out_x: int) -> tuple[int, int,
 def images_from_im2col(a: np.ndarray, geometry: ConvGeometry, batch: int) -> np.ndarray:
     """The input images (batch, H, W, C) back from their unrolled matrix (each pixel from any window
     that holds it; pixels no window reads stay 0)."""
-    from .chip.conv import Im2colOperand
-
     addresses = Im2colOperand(geometry, batch).addresses()
     flat = np.zeros(batch * geometry.in_h * geometry.in_w * geometry.channels, np.float32)
     real = addresses >= 0

@@ -30,6 +30,11 @@ PART_GAP = 3.0  # cells between the input, the kernels and the maps
 DIVERGING = tuple(reversed(RdBu11))  # blue < 0 < red, as the network view's links
 
 
+def _box_columns(boxes) -> dict:
+    """Outlines given as (x, y, width, height, colour) tuples, as a ColumnDataSource's columns."""
+    return dict(zip(("x", "y", "w", "h", "color"), (list(c) for c in zip(*boxes))))
+
+
 def _grid(n: int) -> int:
     return max(1, math.ceil(math.sqrt(n)))
 
@@ -58,6 +63,7 @@ class ConvView(pn.viewable.Viewer):
         self.im2col_fig = self._figure(self._im2col, self._im_marks, self._im_labels, 170)
         self.layer_fig.on_event(Tap, self._on_tap)
         self._element = None
+        self._starts_of, self._starts = None, {}
         self._a_origin = self._b_origin = 0.0
         self._map_origin: dict[int, tuple[float, float]] = {}
         # an MLP's page never shows this view: its figures join the page the first time it is shown
@@ -128,46 +134,31 @@ class ConvView(pn.viewable.Viewer):
         if st is None:
             return
         g, phase = st["geometry"], st["op"].phase
-        if where is None:
-            where = {"forward": (0, 0, 0), "backward_weights": (0, 0, 0), "backward_data": (0, 0, 0)}[phase]
+        where = where or (0, 0, 0)
         m, k, n = where
         e = element(g, phase, m, k, n)
         self._element = (where, e)
         image = e.image
         y0, x0, y1, x1 = window_of(g, e.out_y, e.out_x)
-        marks = dict(x=[], y=[], w=[], h=[], color=[])
-
-        def box(cx, cy, w, h, color):
-            marks["x"].append(cx)
-            marks["y"].append(cy)
-            marks["w"].append(w)
-            marks["h"].append(h)
-            marks["color"].append(color)
-
-        # the window on the input image, and the pixel under the tap
-        box((x0 + x1 - 1) / 2, -(y0 + y1 - 1) / 2, x1 - x0, y1 - y0, palette.SELECTED)
-        if e.in_y is not None:
-            box(e.in_x, -e.in_y, 1, 1, palette.VERMILLION)
         kx, ky = self._kernel_origin.get(e.filter, (0, 0))
-        box(kx + e.tap_x, ky - e.tap_y, 1, 1, palette.VERMILLION)
-        box(kx + (g.kernel_w - 1) / 2, ky - (g.kernel_h - 1) / 2, g.kernel_w + 0.3, g.kernel_h + 0.3, palette.SELECTED)
         fx, fy = self._map_origin.get(e.filter, (0, 0))
-        box(fx + e.out_x, fy - e.out_y, 1, 1, palette.SELECTED)
-        set_data(self._marks, marks)
+        # the window on the input image and the pixel under the tap; the tap in its kernel; the output pixel
+        boxes = [((x0 + x1 - 1) / 2, -(y0 + y1 - 1) / 2, x1 - x0, y1 - y0, palette.SELECTED)]
+        if e.in_y is not None:
+            boxes.append((e.in_x, -e.in_y, 1, 1, palette.VERMILLION))
+        boxes += [(kx + e.tap_x, ky - e.tap_y, 1, 1, palette.VERMILLION),
+                  (kx + (g.kernel_w - 1) / 2, ky - (g.kernel_h - 1) / 2, g.kernel_w + 0.3, g.kernel_h + 0.3,
+                   palette.SELECTED),
+                  (fx + e.out_x, fy - e.out_y, 1, 1, palette.SELECTED)]
+        set_data(self._marks, _box_columns(boxes))
         # im2col: row of A (this image's windows) and column of B
-        im = dict(x=[], y=[], w=[], h=[], color=[])
         row = e.out_y * g.out_w + e.out_x
         tap = (e.tap_y * g.kernel_w + e.tap_x) * g.channels + e.channel
         ax, bx = self._a_origin, self._b_origin
-        for cx, cy, w, h, color in ((ax + (g.window - 1) / 2, -row, g.window + 0.2, 1, palette.SELECTED),
-                                    (ax + tap, -row, 1, 1, palette.VERMILLION),
-                                    (bx + e.filter, -(g.window - 1) / 2, 1, g.window + 0.2, palette.SELECTED),
-                                    (bx + e.filter, -tap, 1, 1, palette.VERMILLION)):
-            im["x"].append(cx)
-            im["y"].append(cy)
-            im["w"].append(w)
-            im["h"].append(h)
-            im["color"].append(color)
+        im = _box_columns([(ax + (g.window - 1) / 2, -row, g.window + 0.2, 1, palette.SELECTED),
+                           (ax + tap, -row, 1, 1, palette.VERMILLION),
+                           (bx + e.filter, -(g.window - 1) / 2, 1, g.window + 0.2, palette.SELECTED),
+                           (bx + e.filter, -tap, 1, 1, palette.VERMILLION)])
         set_data(self._im_marks, im)
         self._say(e, image, where)
 
@@ -180,12 +171,24 @@ class ConvView(pn.viewable.Viewer):
         if not 0 <= local < trace.n_cycles:
             return
         fold = int(trace.fold[local])
-        first = int(np.argmax(trace.fold == fold))
+        first = self._fold_starts(trace)[fold]
         if first == 0 and trace.start > 0:
             return  # the fold began before the cycles held: its cycle count is unknown here
         where = pe_element(st["mapping"], fold, local - first, int(pe[0]), int(pe[1]))
         if where is not None and where != (self._element[0] if self._element else None):
             self.mark(where)
+
+    def _fold_starts(self, trace) -> dict:
+        """{fold: its first cycle in `trace`}, found once per trace (the cycle changes many times a second)."""
+        if self._starts_of is not trace:
+            runs = np.flatnonzero(np.r_[True, np.diff(trace.fold) != 0])
+            self._starts_of, self._starts = trace, {int(trace.fold[i]): int(i) for i in runs[::-1]}
+        return self._starts
+
+    @property
+    def shown_index(self) -> int | None:
+        """Which operation of its step the view shows (None: none)."""
+        return None if self._state is None else self._state["index"]
 
     # ----- drawing -----
     def _draw(self) -> None:

@@ -561,8 +561,7 @@ class Dashboard(pn.viewable.Viewer):
 
     def _mark_conv(self) -> None:
         """The conv view marks what the selected PE (default the top-left one) multiplies at the cycle shown."""
-        state = self.conv_view._state
-        if not self.conv_view.visible or state is None or state["index"] != self.op:
+        if not self.conv_view.visible or self.conv_view.shown_index != self.op:
             return
         pe = self.pe_array
         self.conv_view.mark_pe(pe.trace, pe.cycle, pe.selected_pe or (0, 0))
