@@ -16,13 +16,14 @@ from __future__ import annotations
 import html
 import io
 import logging
+import threading
 from urllib.parse import urlencode
 
 import panel as pn
 import param
 
 from .. import animation, settings
-from ..chip import TraceTooLarge
+from ..chip import TraceTooLarge, engine_loaded, load_engine
 from ..chip import trace as chip_trace
 from ..i18n import LANGUAGES, Message, prose, render, t
 from ..nn.phases import PHASE_TABLE
@@ -31,7 +32,7 @@ from ..settings import MAX_ANIMATED_SIDE
 from .. import palette
 from .controls import Controls
 from .conv_view import ConvView
-from .document import after, on_document, page_location, release_links, served_document
+from .document import after, after_first_paint, on_document, page_location, release_links, served_document
 from .lesson_view import LessonView
 from .network_view import NetworkView
 from .pe_array import PEArrayView, pe_texts
@@ -83,16 +84,23 @@ class Dashboard(pn.viewable.Viewer):
         self._step_shown = None  # the Snapshot whose operations the PE array plays
         self._watching_location = False
         self._play_stop = 0  # the cycle at which a watched GEMM is done (its first fold's end, on the tour)
+        self._painted = served_document() is None  # the first screen is drawn (served: once the browser says so)
+        after_first_paint(self._on_painted)
         self.controls = Controls(session=s, lang=lang)
         self.pe_array = PEArrayView(fps=link.view.get("fps", settings.BY_KEY["fps"].default),
                                     sizing_mode="stretch_width", min_height=330, texts=pe_texts(lang))
         self.network = NetworkView(session=s, lang=lang)
-        self.conv_view = ConvView(lang=lang, visible=False)
+        self._conv_view = None  # built when a CNN is first shown (the `conv_view` property)
+        self.conv_slot = pn.Column(sizing_mode="stretch_width", margin=0)
         self.network_box = pn.Column(self.network, sizing_mode="stretch_width", margin=0)  # hidden for a CNN
         self.plots = LivePlots(session=s, lang=lang)
         self.timeline = StepTimeline(s, lang=lang)
         self.lessons = LessonView(self, apply=False, sync_url=False, lang=lang)
         self.lesson_panel = pn.Column(self.lessons, visible=False)
+        # filled once the first screen is drawn (template()) or at once (__panel__): the sidebar, collapsed
+        # at first, and what lies below the first screen (the step's timeline, the other plots)
+        self.sidebar_slot = pn.Column(sizing_mode="stretch_width", margin=0)
+        self.below = pn.Column(sizing_mode="stretch_width", margin=0)
         self.scrub = pn.widgets.IntSlider(label=t("dash.scrub", lang), start=0, end=1, value=0,
                                           sizing_mode="stretch_width", margin=(0, 10))
         self.lesson_toggle = pn.widgets.Toggle.from_param(self.param.lesson_mode, color="primary")
@@ -140,7 +148,6 @@ class Dashboard(pn.viewable.Viewer):
         self.pe_array.param.watch(self._on_total_cycles, "total_cycles")
         self.scrub.param.watch(self._on_scrub, "value_throttled")
         self.network.param.watch(self._on_weight_selected, "selected_weight")
-        self.conv_view.param.watch(self._on_conv_weight, "selected_weight")
         self.design_space = None  # built when its tab first opens
         self.plots.on_design_open = self._open_design_space
         self.timeline.param.watch(self._on_timeline_click, "selected_op")
@@ -169,6 +176,7 @@ class Dashboard(pn.viewable.Viewer):
             self.session.step()  # one step at start, so the chip has a GEMM to show right away
         self._show_network()
         if doc is not None:
+            page_location()  # the page's Location is ours before Panel makes its own (see page_location)
             doc.title = self.page_title()
             pn.state.onload(self._write_url)
             pn.state.on_session_destroyed(self._on_destroyed)
@@ -183,7 +191,8 @@ class Dashboard(pn.viewable.Viewer):
             self.lessons.lang = lang
         self.controls.lang = lang
         self.network.lang = lang
-        self.conv_view.lang = lang
+        if self._conv_view is not None:
+            self._conv_view.lang = lang
         if self.design_space is not None:
             self.design_space.lang = lang
         self.plots.lang = lang
@@ -483,6 +492,8 @@ class Dashboard(pn.viewable.Viewer):
         if max(st.rows, st.cols) > MAX_ANIMATED_SIDE:
             self._set_caption(prose.too_large(st.rows, st.cols, MAX_ANIMATED_SIDE))
             return
+        if not self._engine_ready(snap, index, play):
+            return
         window = min(st.cycles, TRACE_BUDGET // chip_trace.bytes_per_cycle(st.rows, st.cols))
         try:
             trace = self.session.trace_operation(index, (0, window), snapshot=snap)
@@ -504,6 +515,40 @@ class Dashboard(pn.viewable.Viewer):
         if play:
             pe.playing = True
         self._write_url()
+
+    def _on_painted(self) -> None:
+        self._painted = True
+
+    def _engine_ready(self, snap, index: int, play: bool | None) -> bool:
+        """Whether the cycle engine can replay this GEMM now. On a served page the trace waits until
+        the first screen is drawn (so the page is not held up by it), and the first GEMM of a dataflow
+        and precision in this server waits for its kernel, loaded beside the page (about a second
+        from numba's cache; compiling on a cold one takes longer). Meanwhile the array is drawn
+        empty and says why, and the GEMM is shown as soon as it can be."""
+        doc = served_document()
+        if doc is None or (self._painted and engine_loaded(snap.chip)):
+            return True
+        op = snap.report.ops[index]
+        self._set_caption(Message("dash.engine_loading") if self._painted else prose.op_caption(op))
+        self.pe_array.clear(caption=self._caption_text(), rows=snap.chip.rows, cols=snap.chip.cols)
+
+        def show():
+            if self._step_shown is snap and self.op == index:  # still what the page wants to show
+                self._load_op(index, snap=snap, play=play)
+
+        def load():
+            try:
+                load_engine(snap.chip)
+            except Exception:
+                log.exception("the cycle engine failed to load")
+                return
+            on_document(doc, show)()
+
+        if self._painted:
+            threading.Thread(target=load, name="chipviz-engine", daemon=True).start()
+        else:
+            after_first_paint(show)
+        return False
 
     # ----- for slides -----
     def _gif_window(self) -> tuple[int, int]:
@@ -545,14 +590,25 @@ class Dashboard(pn.viewable.Viewer):
         self.network.selected_pe = event.new
         self._mark_conv()
 
+    @property
+    def conv_view(self) -> ConvView:
+        """The network card's drawing of a convolution (built on first use)."""
+        if self._conv_view is None:
+            self._conv_view = ConvView(lang=self.lang, visible=False)
+            self._conv_view.param.watch(self._on_conv_weight, "selected_weight")
+            self.conv_slot.objects = [self._conv_view]
+        return self._conv_view
+
     def _show_conv(self, snap, index: int) -> None:
         """A CNN: the conv view replaces the dense drawing; it shows the conv GEMM on the array, or
         (while a dense layer's GEMM plays) the first conv layer's forward GEMM of the same step."""
         cnn = snap is not None and bool(snap.conv)
         self.network_box.visible = not cnn
-        self.conv_view.visible = cnn
         if not cnn:
+            if self._conv_view is not None:
+                self._conv_view.visible = False
             return
+        self.conv_view.visible = True
         if not self.conv_view.show(snap, index):
             first = next((i for i in snap.gemm_indices() if snap.report.ops[i].layer == snap.conv[0][0]), None)
             if first is not None:
@@ -561,7 +617,8 @@ class Dashboard(pn.viewable.Viewer):
 
     def _mark_conv(self) -> None:
         """The conv view marks what the selected PE (default the top-left one) multiplies at the cycle shown."""
-        if not self.conv_view.visible or self.conv_view.shown_index != self.op:
+        view = self._conv_view
+        if view is None or not view.visible or view.shown_index != self.op:
             return
         pe = self.pe_array
         self.conv_view.mark_pe(pe.trace, pe.cycle, pe.selected_pe or (0, 0))
@@ -654,26 +711,35 @@ class Dashboard(pn.viewable.Viewer):
         downloads = pn.Row(self.gif_download, self.png_download)
         self.pe_card.objects = [pn.Column(nav, self.op_info, self.pe_array, self.scrub, downloads,
                                           sizing_mode="stretch_width", margin=0)]
-        self.network_card.objects = [self.network_shape, self.network_box, self.conv_view]
+        self.network_card.objects = [self.network_shape, self.network_box, self.conv_slot]
         self.loss_card.objects = [self.plots.loss]
         # side by side when there is room; they wrap (e.g. beside the lesson panel) when there is not
         cards = pn.FlexBox(self.pe_card, self.network_card, self.loss_card, flex_wrap="wrap",
                            sizing_mode="stretch_width")
         top = pn.Row(self.lesson_panel, cards, sizing_mode="stretch_width")
         return pn.Column(self.toolbar(), pn.Row(self.alert, self.dismiss),
-                         pn.Row(self.diverged_alert, self.diverged_reset), top, self.timeline, self.plots.tabs(),
+                         pn.Row(self.diverged_alert, self.diverged_reset), top, self.below,
                          sizing_mode="stretch_width")
+
+    def fill_later_parts(self) -> None:
+        """The sidebar's settings, the step's timeline and the plot tabs (once)."""
+        if not self.below.objects:
+            self.sidebar_slot.objects = [self.controls.settings_cards()]
+            self.below.objects = [self.timeline, self.plots.tabs()]
 
     def sidebar(self):
         """The settings of the network, the chip and the speed (collapsed at first: the hamburger opens it)."""
-        return self.controls.settings_cards()
+        return self.sidebar_slot
 
     def __panel__(self):
+        self.fill_later_parts()
         return pn.Row(pn.Column(self.sidebar(), width=320), self.main_area(), sizing_mode="stretch_width")
 
     def template(self):
         # Bootstrap: unlike the Fast templates it fetches no web font, so the page loads offline.
         # The title stays "ChipViz"; the words after it are a pane, so they follow the language.
+        # The first screen is sent alone; the collapsed sidebar and what is below it follow once it is drawn.
+        after_first_paint(self.fill_later_parts)
         return pn.template.BootstrapTemplate(
             title=self.tr("app.title"), header=[self.subtitle], sidebar=[self.sidebar()], main=[self.main_area()],
             header_background=palette.BLUE, sidebar_width=330, collapsed_sidebar=True)

@@ -125,6 +125,21 @@ def after(doc, milliseconds: int, fn) -> None:
     doc.add_timeout_callback(run, milliseconds)
 
 
+def after_first_paint(fn) -> None:
+    """Run `fn` once the served page is on screen (Panel's onload: the browser has drawn the first
+    document), on the page's thread; unserved (tests, notebooks), at once. For what is below the
+    fold or hidden at first, so that the first screen is sent and drawn without waiting for it."""
+    if served_document() is None:
+        fn()
+        return
+
+    def run():
+        with pn.io.hold():
+            fn()
+
+    pn.state.onload(run)
+
+
 def release_links(*viewables) -> None:
     """Forget the JS links and callbacks Panel registered for these views' widgets.
 

@@ -1181,61 +1181,89 @@ def _class_color(c: int) -> str:
 # ----------------------------------------------------------------------------------------------
 class LivePlots(pn.viewable.Viewer):
     """The live plots of a session: the loss (`loss`, shown on the first screen beside the chip) and,
-    in tabs (`tabs()`), the decision boundary, gradient descent, utilisation, energy and the roofline."""
+    in tabs (`tabs()`), the decision boundary, gradient descent, utilisation, energy and the roofline.
+
+    A tab's plot is built when the tab first opens (or when code first asks for it, as in
+    `plots.roofline`): a page starts with the loss plot only, so it opens sooner."""
 
     session = param.ClassSelector(class_=TrainingSession, constant=True)
     highlight_op = param.Integer(default=None, allow_None=True, doc="passed to the roofline")
     lang = param.Selector(default="en", objects=list(LANGUAGES), doc="language of every plot and tab")
 
-    TAB_KEYS = ("tab.boundary", "tab.descent", "tab.utilization", "tab.energy", "tab.roofline", "tab.design")
+    # (tab's i18n key, attribute, view class) in tab order; the last tab, the design space, is the dashboard's
+    TABS = (("tab.boundary", "boundary", "BoundaryPlot"), ("tab.descent", "descent", "DescentPlot"),
+            ("tab.utilization", "utilization", "UtilizationPlot"), ("tab.energy", "energy", "EnergyPlot"),
+            ("tab.roofline", "roofline", "RooflinePlot"))
+    TAB_KEYS = tuple(key for key, _, _ in TABS) + ("tab.design",)
 
     def __init__(self, session: TrainingSession, **params):
         super().__init__(session=session, **params)
-        lang = self.lang
-        self.loss = LossPlot(session, lang=lang, compact=True)
-        self.boundary = BoundaryPlot(session, lang=lang)
-        self.descent = DescentPlot(session, lang=lang)
-        self.utilization = UtilizationPlot(session, lang=lang)
-        self.energy = EnergyPlot(session, lang=lang)
-        self.roofline = RooflinePlot(session, highlight_op=self.highlight_op, lang=lang)
-        self.param.watch(lambda e: setattr(self.roofline, "highlight_op", e.new), "highlight_op")
-        self.views = (self.loss, self.boundary, self.descent, self.utilization, self.energy, self.roofline)
+        self.loss = LossPlot(session, lang=self.lang, compact=True)
+        self._built: dict[str, _LiveView] = {}  # attribute -> the tab's view, once built
+        self._slots = [pn.Column(sizing_mode="stretch_width", min_height=60) for _ in self.TABS]
+        self.param.watch(self._on_highlight, "highlight_op")
         # the design-space tab is built by the dashboard when first opened (a sweep view: widgets, a Dask client)
         self.design_slot = pn.Column(sizing_mode="stretch_width", min_height=60)
         self.on_design_open = None  # set by the dashboard: called once, when the tab first opens
-        panes = (self.boundary, self.descent, self.utilization, self.energy, self.roofline, self.design_slot)
-        self._tabs = pn.Tabs(*zip(self.tab_names(), panes), dynamic=True, sizing_mode="stretch_width",
-                             tabs_location="above")
-        # the views of each tab, in order: only the open tab's views redraw as training goes on (the loss,
-        # outside the tabs, always does)
-        self._tab_views = ((self.boundary,), (self.descent,), (self.utilization,), (self.energy,), (self.roofline,), ())
+        self._tabs = pn.Tabs(*zip(self.tab_names(), [*self._slots, self.design_slot]), dynamic=True,
+                             sizing_mode="stretch_width", tabs_location="above")
         self._tabs.param.watch(self._on_tab, "active")
-        self._on_tab()
         self.param.watch(self._on_lang, "lang")
         if served_document() is not None:
             pn.state.on_session_destroyed(lambda ctx: self.dispose())
 
+    def view(self, name: str) -> _LiveView:
+        """The tab's view called `name` ("boundary", "roofline", ...), built on first use."""
+        if name not in self._built:
+            i = [attr for _, attr, _ in self.TABS].index(name)
+            cls = globals()[self.TABS[i][2]]
+            extra = {"highlight_op": self.highlight_op} if name == "roofline" else {}
+            view = cls(self.session, lang=self.lang, shown=self._tabs.active == i, **extra)
+            self._built[name] = view
+            self._slots[i].objects = [view]
+        return self._built[name]
+
+    boundary = property(lambda self: self.view("boundary"))
+    descent = property(lambda self: self.view("descent"))
+    utilization = property(lambda self: self.view("utilization"))
+    energy = property(lambda self: self.view("energy"))
+    roofline = property(lambda self: self.view("roofline"))
+
+    @property
+    def views(self) -> tuple:
+        """Every view, the loss and each tab's (building those not built yet)."""
+        return (self.loss, *(self.view(attr) for _, attr, _ in self.TABS))
+
     def tabs(self):
+        """The tabs, their open tab's plot built (the others' when they open)."""
+        self._on_tab()
         return self._tabs
 
     def __panel__(self):
-        return pn.Column(self.loss, self._tabs, sizing_mode="stretch_width")
+        return pn.Column(self.loss, self.tabs(), sizing_mode="stretch_width")
+
+    def _on_highlight(self, event) -> None:
+        if "roofline" in self._built:
+            self._built["roofline"].highlight_op = event.new
 
     def _on_tab(self, *_):
-        for i, views in enumerate(self._tab_views):
-            for view in views:
-                view.shown = i == self._tabs.active
-        if self._tabs.active == len(self._tab_views) - 1 and not self.design_slot.objects and self.on_design_open:
+        active = self._tabs.active
+        if active < len(self.TABS):
+            self.view(self.TABS[active][1])
+        for i, (_, attr, _) in enumerate(self.TABS):  # only the open tab's view redraws as training goes on
+            if attr in self._built:
+                self._built[attr].shown = i == active
+        if active == len(self.TABS) and not self.design_slot.objects and self.on_design_open:
             self.on_design_open()
 
     def tab_names(self) -> list[str]:
         return [t(key, self.lang) for key in self.TAB_KEYS]
 
     def _on_lang(self, event) -> None:
-        for view in self.views:
+        for view in (self.loss, *self._built.values()):
             view.lang = event.new
         _rename_tabs(self._tabs, self.tab_names())
 
     def dispose(self) -> None:
-        for v in self.views:
+        for v in (self.loss, *self._built.values()):
             v.dispose()

@@ -8,14 +8,11 @@ def warm_up() -> None:
     """Load what every first tab needs, so the first student does not wait for it: the dashboard's
     modules and the cycle engine's compiled kernels (loaded from numba's cache, or compiled on a
     cold one), by running a tiny GEMM of each dataflow."""
-    import numpy as np
-
     import chipviz.app.dashboard  # noqa: F401  (the views, panel's widgets, bokeh's models)
-    from chipviz.chip import DATAFLOWS, ChipConfig, gemm
+    from chipviz.chip import DATAFLOWS, ChipConfig, load_engine
 
-    a = np.ones((2, 2), np.float32)
     for dataflow in DATAFLOWS:
-        gemm(a, a, ChipConfig(rows=2, cols=2, dataflow=dataflow), engine="cycle", trace_window=(0, 4))
+        load_engine(ChipConfig(dataflow=dataflow))
 
 
 def on_server_loaded(server_context):

@@ -12,7 +12,7 @@ from . import trace
 from .analytic import COUNT_LIMIT, CountTooLarge, analyze
 from .config import DATAFLOWS, PRECISIONS, ChipConfig, EnergyTable, parse_array
 from .dataflow_table import DATAFLOW_TABLE, Dataflow
-from .cycle import TraceTooLarge, engine_bytes, estimate_seconds, simulate
+from .cycle import TraceTooLarge, engine_bytes, engine_loaded, estimate_seconds, load_engine, simulate
 from .mapping import Mapping
 from .stats import GemmStats
 
@@ -20,7 +20,8 @@ ENGINES = ("analytic", "cycle")
 
 __all__ = ["ChipConfig", "EnergyTable", "GemmStats", "GemmResult", "Mapping", "TraceTooLarge", "DATAFLOWS",
            "DATAFLOW_TABLE", "Dataflow", "PRECISIONS", "ENGINES", "COUNT_LIMIT", "CountTooLarge", "analyze", "gemm",
-           "engine_bytes", "estimate_seconds", "product", "parse_array", "prepare_operands", "simulate", "trace"]
+           "engine_bytes", "engine_loaded",
+           "estimate_seconds", "load_engine", "product", "parse_array", "prepare_operands", "simulate", "trace"]
 
 
 @dataclass

@@ -6,6 +6,7 @@ the values move.
 """
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
@@ -58,6 +59,27 @@ def engine_bytes(m: int, k: int, n: int, config: ChipConfig) -> int:
     acc = config.spec.accumulator_bytes
     folds = Mapping.of(m, k, n, config).folds
     return acc * (m * k + k * n) + 2 * acc * m * n + folds * (mem.N_COUNTERS * 8 + 4 * 8 + 4)
+
+
+_LOADED: set[tuple[str, str]] = set()  # (dataflow, precision) whose kernel this process has run
+_LOADING = threading.Lock()
+
+
+def engine_loaded(config: ChipConfig) -> bool:
+    """Whether this process has run the kernel of `config`'s dataflow and precision: the first run
+    loads it from numba's cache (about a second) or, on a cold cache, compiles it (much longer)."""
+    return (config.dataflow, config.precision) in _LOADED
+
+
+def load_engine(config: ChipConfig) -> None:
+    """Load (or compile) the kernel of `config`'s dataflow and precision by running a 2×2 GEMM on it,
+    traced like an animation's: afterwards any GEMM on such a chip starts at once."""
+    with _LOADING:  # one load at a time: callers waiting on it find it done
+        if engine_loaded(config):
+            return
+        tiny = ChipConfig(rows=2, cols=2, dataflow=config.dataflow, precision=config.precision)
+        a = np.ones((2, 2), np.int8 if config.precision == "int8" else np.float32)
+        simulate(a, a, tiny, trace_window=(0, 4))
 
 
 def simulate(a: np.ndarray, b: np.ndarray, config: ChipConfig, trace_window: tuple[int, int] | None = None,
@@ -116,6 +138,7 @@ def simulate(a: np.ndarray, b: np.ndarray, config: ChipConfig, trace_window: tup
             chunk = max(1, min(chunk * 4, int(chunk * chunk_seconds / took) if took > 0 else chunk * 4))
     stats = summarize(counters, mapping, config, engine="cycle")
     assert total == stats.cycles, "kernel cycle count disagrees with its own fold counters"
+    _LOADED.add((config.dataflow, config.precision))
     trace = None
     if trace_window is not None:
         trace = tr.Trace(start, *trace_arrays, dataflow=config.dataflow, tiles=tiles, roles=flow.roles)

@@ -115,6 +115,8 @@ STRINGS: dict[str, dict[str, str]] = {
     "dash.caption": _e("layer {layer} · {phase} · {name}", "第 {layer} 层 · {phase} · {name}"),
     "dash.too_large": _e("{rows}×{cols} is too large to animate (up to {max}×{max}); the numbers above are exact.",
                          "{rows}×{cols} 的阵列太大，无法播放动画（最多 {max}×{max}）；上面的数字是精确的。"),
+    "dash.engine_loading": _e("loading the cycle-accurate engine (the first GEMM of this dataflow and precision "
+                              "on this server) …", "正在加载逐周期仿真引擎（本服务器上这种数据流和精度的第一个矩阵乘法）…"),
     "dash.trace_error": _e("{error}", "无法播放这个矩阵乘法的动画：{error}"),
     "dash.dim.batch": _e("batch", "批次"),
     "dash.dim.inputs": _e("inputs", "输入"),

@@ -1,15 +1,25 @@
 """Opening the served dashboard in a test: one helper for every browser test file."""
+import re
+
 WAIT = 120_000  # ms: every wait is on a state, bounded generously for a busy 2-core machine (a CPU-bound job beside)
 
 
-def open_dashboard(browser, url, page_errors, width=1280, height=720, timeout=WAIT):
-    """A new page at `url`, once its PE array and the line above it are drawn: (page, its console errors)."""
+def open_dashboard(browser, url, page_errors, width=1280, height=720, timeout=WAIT, trace=True):
+    """A new page at `url`, whole: (page, its console errors). The first screen is drawn first (the PE
+    array and the line above it); then come the sidebar, the timeline and plot tabs, and (`trace`) the
+    GEMM's cycles on the array, whose caption then counts them."""
     page = browser.new_page(viewport={"width": width, "height": height})
     errors = page_errors(page)
     page.goto(url)
     page.locator(".chipviz-op-info").first.wait_for(timeout=timeout)
     page.locator(".cv-canvas").first.wait_for(timeout=timeout)
+    page.locator(".chipviz-cost").first.wait_for(state="attached", timeout=timeout)
+    if trace:
+        page.locator(".cv-caption", has_text=CYCLE_SHOWN).first.wait_for(timeout=timeout)
     return page, errors
+
+
+CYCLE_SHOWN = re.compile(r"cycle [\d,]+ of|周期 *[\d,]+ */")  # the PE array's caption, once it plays a trace
 
 
 # JavaScript: `figureView(name)`, the rendered view of the Bokeh figure whose model has that name (or null).
