@@ -36,3 +36,14 @@ FIGURE_VIEW_JS = """const figureView = (name) => {
   }
   return null;
 };"""
+
+
+# Tornado logs this when a tab closes while the server is writing to it: the client went away, the server
+# is fine (the app's own exceptions are what the check is for)
+_CLIENT_GONE = re.compile(r"Task exception was never retrieved\nfuture: <Task finished[^\n]*WebSocketClosedError\(\)>\n"
+                          r"(?:(?!\d{4}-\d\d-\d\d )[^\n]*\n)*?tornado\.websocket\.WebSocketClosedError\n")
+
+
+def without_client_gone(log: str) -> str:
+    """A server's log without Tornado's report of a tab that closed while being written to."""
+    return _CLIENT_GONE.sub("", log)

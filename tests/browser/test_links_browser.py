@@ -43,7 +43,7 @@ from chipviz import settings as chipviz_settings
 from chipviz.i18n import STRINGS, t
 from chipviz.session import TrainingSession
 from chipviz.settings import KEYS
-from pages import WAIT  # tests/browser/pages.py
+from pages import WAIT, without_client_gone  # tests/browser/pages.py
 
 APP = Path(__file__).resolve().parents[2] / "app.py"
 
@@ -667,7 +667,7 @@ def screenshot(tab: Tab, path: Path, network: bool = False) -> None:
 
 
 def server_problems(server) -> list[str]:
-    log = server.log()
+    log = without_client_gone(server.log())
     if "Traceback" not in log:
         return []
     return [f"the server logged an exception:\n{log[max(0, log.index('Traceback') - 300):][:3000]}"]
