@@ -5,6 +5,8 @@ app.py runs the same page for `panel serve app.py`, also at /app.
 Each browser tab gets its own training session; settings live in the URL. Imports here are absolute:
 Bokeh runs this file as a script (a module named bokeh_app_…), not as part of chipviz.app.
 """
+from contextlib import nullcontext
+
 import panel as pn
 
 from chipviz.app.dashboard import Dashboard
@@ -17,10 +19,8 @@ def serve_page():
     limit_blas_threads()  # the tabs share this server's cores: one BLAS thread per call (server_load.py)
     accept_long_links()  # (chipviz serve does it at start-up: server_lifecycle.py)
     doc = pn.state.curdoc
-    if doc is None:
-        return Dashboard().template().servable()
     # The page's models are gathered once, when all are in (Bokeh would again after each root: 0.1 s more)
-    with doc.models.freeze():
+    with doc.models.freeze() if doc is not None else nullcontext():
         return Dashboard().template().servable()
 
 

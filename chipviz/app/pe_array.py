@@ -36,7 +36,7 @@ HERE = Path(__file__).resolve().parent
 ESM_PATH = HERE / "pe_array.js"
 CSS_PATH = HERE / "pe_array.css"
 DIMENSION_LABELS = {"M": "rows of A and C", "K": "inner dimension", "N": "columns of B and C"}
-STATE_KEYS = palette.STATE_LABELS  # i18n "pe.state.<key>", in palette.STATE_COLORS order
+STATE_KEYS = palette.STATE_LABELS  # i18n "pe.state.KEY", in palette.STATE_COLORS order
 _STATUS_PART = re.compile(r"^\s*(fold\s+\d+\s+of\s+\d+|cycle\s+\d+\s+of\s+\d+|(折叠|周期)\s*\d+\s*/\s*\d+)\s*$",
                           re.IGNORECASE)
 
@@ -58,8 +58,8 @@ def browser_palette() -> dict[str, Any]:
     """What the browser draws with, sent as data (the `palette` parameter): colours, state keys, dimension words.
 
     ``states`` are the colours of the PE states in trace order (idle, MAC, preload, stall),
-    ``state_keys`` their i18n keys ("pe.state.<key>"), ``dims`` the English fallback for the
-    GEMM dimensions when ``texts`` lacks "dim.<letter>"; the rest are the named colours of
+    ``state_keys`` their i18n keys ("pe.state.KEY"), ``dims`` the English fallback for the
+    GEMM dimensions when ``texts`` lacks "dim.LETTER"; the rest are the named colours of
     :mod:`chipviz.palette`.
     """
     return {
@@ -127,7 +127,7 @@ class PEArrayView(JSComponent):
 
     _esm = ESM_PATH  # Panel reads the file (and watches it under `panel serve --dev`)
     # The CSS goes in as text read from the file, not as the path: a Panel template (the dashboard's) adds
-    # every "*.css" entry of a component's _stylesheets to the page as a <link> to that path verbatim,
+    # every "*.css" entry of a component's _stylesheets to the page as a link element to that path verbatim,
     # which 404s for a file of the package (panel 1.9.4, template/base.py); text is inlined as before.
     _stylesheets = [CSS_PATH.read_text(encoding="utf-8")]
     _property_mapping = {"auto_advance": None, "batch_bytes": None, "next_gemm": None}

@@ -1191,9 +1191,9 @@ class LivePlots(pn.viewable.Viewer):
     lang = param.Selector(default="en", objects=list(LANGUAGES), doc="language of every plot and tab")
 
     # (tab's i18n key, attribute, view class) in tab order; the last tab, the design space, is the dashboard's
-    TABS = (("tab.boundary", "boundary", "BoundaryPlot"), ("tab.descent", "descent", "DescentPlot"),
-            ("tab.utilization", "utilization", "UtilizationPlot"), ("tab.energy", "energy", "EnergyPlot"),
-            ("tab.roofline", "roofline", "RooflinePlot"))
+    TABS = (("tab.boundary", "boundary", BoundaryPlot), ("tab.descent", "descent", DescentPlot),
+            ("tab.utilization", "utilization", UtilizationPlot), ("tab.energy", "energy", EnergyPlot),
+            ("tab.roofline", "roofline", RooflinePlot))
     TAB_KEYS = tuple(key for key, _, _ in TABS) + ("tab.design",)
 
     def __init__(self, session: TrainingSession, **params):
@@ -1216,7 +1216,7 @@ class LivePlots(pn.viewable.Viewer):
         """The tab's view called `name` ("boundary", "roofline", ...), built on first use."""
         if name not in self._built:
             i = [attr for _, attr, _ in self.TABS].index(name)
-            cls = globals()[self.TABS[i][2]]
+            cls = self.TABS[i][2]
             extra = {"highlight_op": self.highlight_op} if name == "roofline" else {}
             view = cls(self.session, lang=self.lang, shown=self._tabs.active == i, **extra)
             self._built[name] = view

@@ -20,8 +20,8 @@ ENGINES = ("analytic", "cycle")
 
 __all__ = ["ChipConfig", "EnergyTable", "GemmStats", "GemmResult", "Mapping", "TraceTooLarge", "DATAFLOWS",
            "DATAFLOW_TABLE", "Dataflow", "PRECISIONS", "ENGINES", "COUNT_LIMIT", "CountTooLarge", "analyze", "gemm",
-           "engine_bytes", "engine_loaded",
-           "estimate_seconds", "load_engine", "product", "parse_array", "prepare_operands", "simulate", "trace"]
+           "engine_bytes", "engine_loaded", "estimate_seconds", "load_engine", "product", "parse_array",
+           "prepare_operands", "simulate", "trace"]
 
 
 @dataclass
