@@ -416,7 +416,7 @@ def _check_status(check: dict | None) -> int:
 def _trace_window(text: str | None, total: int, config: ChipConfig, option: str = "--trace-window") -> tuple[int, int]:
     """START:STOP (either side may be left out) within a run of `total` cycles, and within the budget;
     errors name `option`, the option that gave the window."""
-    per_cycle = tr.bytes_per_cycle(config.rows, config.cols)
+    per_cycle = tr.bytes_per_cycle(config.rows, config.cols, config.dataflow)
     most = tr.DEFAULT_BUDGET_BYTES // per_cycle
     if text is None:
         start, stop = 0, total
@@ -500,7 +500,7 @@ def _gemm_cost(m: int, k: int, n: int, config: ChipConfig, traced_cycles: int = 
     int8 = config.precision == "int8"
     seconds = estimate_seconds(mapping, config, traced_cycles) + m * k * n * (1 if int8 else 2) / CHECK_MACS_PER_SECOND
     need = ((1 if int8 else 4) * (m * k + k * n) + engine_bytes(m, k, n, config) + 12 * (m * k + k * n)
-            + 48 * m * n + traced_cycles * tr.bytes_per_cycle(config.rows, config.cols))
+            + 48 * m * n + traced_cycles * tr.bytes_per_cycle(config.rows, config.cols, config.dataflow))
     cycles = mapping.folds * mapping.cycles_per_fold
     return seconds, need, f"{cycles:,} cycles × {config.pes:,} PEs = {cycles * config.pes:.3g} PE-cycles"
 
@@ -1202,7 +1202,7 @@ def _run_animate(args: argparse.Namespace) -> int:
         raise UsageError(f"argument --array: {exc}") from None
     if kind == ".gif":
         # the trace of the window must fit its budget too: a GIF's limit takes the lower of the two
-        most = tr.DEFAULT_BUDGET_BYTES // tr.bytes_per_cycle(config.rows, config.cols)
+        most = tr.DEFAULT_BUDGET_BYTES // tr.bytes_per_cycle(config.rows, config.cols, config.dataflow)
         bounds = {"rows": config.rows, "cols": config.cols, "dataflow": config.dataflow, "option": "--cycles",
                   "max_frames": most, **drawing}
         try:

@@ -349,4 +349,6 @@ def test_cli_gif_limit_includes_the_trace_budget(capsys, tmp_path):
     code, _, err = animate(capsys, "--m", "300", "--k", "256", "--n", "256", "--array", "256x256", "--dataflow", "os",
                            "--out", str(tmp_path / "g.gif"))
     assert code == 2
-    assert "a GIF of this 256×256 array holds at most 240 frames: choose --cycles 0:240" in err
+    # 256 MiB over 256·257·13 + 4·(1 + 3·256) bytes a traced cycle (a state byte and three stored float32
+    # registers per PE and per row's spare slot; the edges)
+    assert "a GIF of this 256×256 array holds at most 312 frames: choose --cycles 0:312" in err

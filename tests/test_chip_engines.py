@@ -332,12 +332,32 @@ def test_trace_window_bad_values():
         gemm(a, b, cfg, engine="analytic", trace_window=(0, 3))
 
 
+@pytest.mark.parametrize("dataflow", ["ws", "os", "is"])
+def test_a_trace_stores_each_register_once(dataflow):
+    """os: the partial sum is the stationary register (one array); ws, is: nothing moves down from the
+    top (read-only zeros, no memory). The budget counts what is stored, and the planes hold what the
+    registers held: the same as a trace that stored every plane apart would."""
+    cfg = ChipConfig(3, 4, dataflow, dram_bytes_per_cycle=0.5)  # stalls too
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal((5, 6), dtype=np.float32), rng.standard_normal((6, 7), dtype=np.float32)
+    cycles = analyze(5, 6, 7, cfg).cycles
+    t = gemm(a, b, cfg, engine="cycle", trace_window=(0, cycles)).trace
+    assert (t.state == tr.STALL).any()
+    # per PE and per row's spare slot, a state byte and three float32 registers; the edges' indices
+    assert t.nbytes == cycles * tr.bytes_per_cycle(3, 4, dataflow) == cycles * (3 * 5 * 13 + 4 * (1 + 3 + 8))
+    if dataflow == "os":
+        assert t.psum is t.stationary and t.from_top.flags.writeable
+    else:
+        assert not t.from_top.flags.writeable and not t.from_top.any() and t.from_top.shape == t.psum.shape
+        assert t.psum is not t.stationary
+
+
 def test_trace_too_large_raises_naming_the_budget():
     cfg = ChipConfig(8, 8, "os", dram_bytes_per_cycle=1e5)
     a, b = np.ones((8, 8), np.float32), np.ones((8, 8), np.float32)
     cycles = analyze(8, 8, 8, cfg).cycles  # 8 + 8 + 8 - 2 = 22
     assert cycles == 22
-    need = cycles * tr.bytes_per_cycle(8, 8)
+    need = cycles * tr.bytes_per_cycle(8, 8, "os")
     ok = gemm(a, b, cfg, engine="cycle", trace_window=(0, cycles), trace_budget=need)  # exactly fits
     assert ok.trace.n_cycles == cycles and ok.trace.nbytes == need
     with pytest.raises(TraceTooLarge, match="budget") as info:
@@ -355,8 +375,14 @@ def test_trace_save_load_round_trip(tmp_path_factory, cfg, seed):
     _, _, res = run_traced(3, 4, 5, cfg, seed)
     path = tmp_path_factory.mktemp("trace") / "run.npz"
     res.trace.save(path)
-    with np.load(path, allow_pickle=False) as data:  # plain arrays, no pickle
-        assert set(tr.FIELDS) <= set(data.files)
+    shared = tr.shared_planes(cfg.dataflow)
+    with np.load(path, allow_pickle=False) as data:  # plain arrays, no pickle; a shared plane is not written
+        assert set(tr.FIELDS) - set(data.files) == set(shared)
+        everything = {**data, **{name: np.asarray(getattr(res.trace, name)) for name in shared}}
+    older = path.with_name("older.npz")  # as versions that wrote every plane did
+    np.savez(older, **everything)
+    loaded = [Trace.load(older), Trace.load(path)]
+    assert loaded[0].nbytes == loaded[1].nbytes  # the older file's shared planes are shared once loaded
     back = Trace.load(path)
     assert back.start == res.trace.start and back.dataflow == res.trace.dataflow
     assert back.roles == res.trace.roles

@@ -494,7 +494,7 @@ class Dashboard(pn.viewable.Viewer):
             return
         if not self._engine_ready(snap, index, play):
             return
-        window = min(st.cycles, TRACE_BUDGET // chip_trace.bytes_per_cycle(st.rows, st.cols))
+        window = min(st.cycles, TRACE_BUDGET // chip_trace.bytes_per_cycle(st.rows, st.cols, st.dataflow))
         try:
             trace = self.session.trace_operation(index, (0, window), snapshot=snap)
         except (TraceTooLarge, ValueError) as exc:

@@ -141,13 +141,13 @@ def simulate(a: np.ndarray, b: np.ndarray, config: ChipConfig, trace_window: tup
     _LOADED.add((config.dataflow, config.precision))
     trace = None
     if trace_window is not None:
-        trace = tr.Trace(start, *trace_arrays, dataflow=config.dataflow, tiles=tiles, roles=flow.roles)
+        trace = tr.Trace.of(start, trace_arrays, config.dataflow, tiles, flow.roles)
     return (out.T.copy() if transposed else out), stats, trace
 
 
 def _trace_arrays(window, mapping: Mapping, config: ChipConfig, budget: int, a_layout=None):
     if window is None:
-        return tr.allocate(config.rows, config.cols, 0), 0
+        return tr.allocate(config.rows, config.cols, 0, config.dataflow), 0
     total = analyze(mapping.m, mapping.k, mapping.n, config, a_layout).cycles
     start, stop = window
     whole = all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (start, stop))
@@ -158,13 +158,13 @@ def _trace_arrays(window, mapping: Mapping, config: ChipConfig, budget: int, a_l
                          f"(0 to {total - 1})")
     stop = min(stop, total)  # a window past the end is cut at the last cycle
     n_cycles = stop - start
-    need = n_cycles * tr.bytes_per_cycle(config.rows, config.cols)
+    need = n_cycles * tr.bytes_per_cycle(config.rows, config.cols, config.dataflow)
     if need > budget:
         raise TraceTooLarge(
             f"a trace of {n_cycles:,} cycles on a {config.rows}×{config.cols} array needs {_size(need)}, "
             f"over the {_size(budget)} budget: record a shorter window of cycles "
-            f"(at most {budget // tr.bytes_per_cycle(config.rows, config.cols):,} cycles)")
-    return tr.allocate(config.rows, config.cols, n_cycles), start
+            f"(at most {budget // tr.bytes_per_cycle(config.rows, config.cols, config.dataflow):,} cycles)")
+    return tr.allocate(config.rows, config.cols, n_cycles, config.dataflow), start
 
 
 def _size(n_bytes: int) -> str:

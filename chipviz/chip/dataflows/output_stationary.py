@@ -104,14 +104,14 @@ def _folds(a_matrix, b_matrix, out, rows, tiles, flags, fits, operand_bytes, acc
             _cycle(a_matrix, b_matrix, t, r0, c0, used_rows, used_cols, s, a0, b0, f0, e0, e1, e2, e3, e4, e5, e6,
                    acc_, left, top, reads, count)
             if 0 <= g - trace_start < n_trace:
-                _record(trace, g - trace_start, f, t, depth, used_rows, used_cols, a1, b1, f1, acc, s, first, left, top,
+                _record(trace, g - trace_start, f, t, depth, used_rows, used_cols, a1, b1, f1, acc, first, left, top,
                         bottom)
             g += 1
             if t + 1 < cycles_per_fold:
                 _cycle(a_matrix, b_matrix, t + 1, r0, c0, used_rows, used_cols, s, a1, b1, f1, o0, o1, o2, o3, o4,
                        o5, o6, acc_, left, top, reads, count)
                 if 0 <= g - trace_start < n_trace:
-                    _record(trace, g - trace_start, f, t + 1, depth, used_rows, used_cols, a0, b0, f0, acc, s, first,
+                    _record(trace, g - trace_start, f, t + 1, depth, used_rows, used_cols, a0, b0, f0, acc, first,
                             left, top, bottom)
                 g += 1
             if t % TALLY_CYCLES == TALLY_CYCLES - 2 or t + 2 >= cycles_per_fold:
@@ -128,7 +128,7 @@ def _folds(a_matrix, b_matrix, out, rows, tiles, flags, fits, operand_bytes, acc
         cnt[SRAM_WRITES] += used_rows * used_cols
         fold_dram(cnt, flags[f], fits, operand_bytes, accumulator_bytes, bytes_per_cycle, cycles_per_fold)
         for _ in range(cnt[STALLS]):
-            record.stall(trace, trace_start, g, f, acc, s, first)
+            record.stall(trace, trace_start, g, f, acc, first)
             g += 1
     return g
 
@@ -204,8 +204,8 @@ def _tally(count, s):
     return macs, hops
 
 
-@njit(cache=True, nogil=True)
-def _record(trace, k, f, t, depth, used_rows, used_cols, a, b, fl, acc, s, first, left, top, bottom):
+@njit(cache=True, nogil=True)  # not inlined: see weight_stationary._record
+def _record(trace, k, f, t, depth, used_rows, used_cols, a, b, fl, acc, first, left, top, bottom):
     """Cycle k of the trace window (0 <= k < its length), the fold's cycle t: the registers, and the
     indices that entered at the edges (as _cycle fed them; nothing leaves at the bottom)."""
     lo, hi = max(0, t - depth + 1), min(used_rows, t + 1)
@@ -214,21 +214,14 @@ def _record(trace, k, f, t, depth, used_rows, used_cols, a, b, fl, acc, s, first
     hi = min(used_cols, t + 1)
     for j in range(top.shape[0]):
         top[j] = t - j if lo <= j < hi else -1
-    # two planes per pass over a row (a loop per plane costs more set-up than copying on small arrays; more
-    # planes per loop would need more overlap checks than the compiler makes before vectorising a loop)
+    # The partial sum is the stationary register here: the trace stores it once (trace.shared_planes).
     both = A_VALID | B_VALID
-    state, stationary, from_left, from_top, psum = trace[0][k], trace[1][k], trace[2][k], trace[3][k], trace[4][k]
-    cols = top.shape[0]
-    for i in range(left.shape[0]):
-        base = first + i * s
-        for j in range(cols):
-            y = U(base + j)
-            state[i, j] = MAC if fl[y] & both == both else 0
-            stationary[i, j] = acc[y]
-        for j in range(cols):
-            y = U(base + j)
-            from_left[i, j] = a[y]
-            from_top[i, j] = b[y]
-        for j in range(cols):
-            psum[i, j] = acc[U(base + j)]
+    state = trace[0][k]
+    n = state.shape[0] - 1
+    flags = fl[first:first + n]
+    for y in range(n):
+        state[y] = MAC if flags[y] & both == both else 0
+    record.plane(trace[1], k, acc, first)
+    record.plane(trace[2], k, a, first)
+    record.plane(trace[3], k, b, first)
     record.edges(trace, k, f, left, top, bottom)

@@ -120,14 +120,14 @@ def _folds(moving, stationary, out, rows, tiles, flags, fits, operand_bytes, acc
                             w_0, wv_0, w_r, c_0, c_r, left)
             writes += _drain(out, t, rows, c0, p1, f1, last, cols)
             if 0 <= g - trace_start < n_trace:
-                _record(trace, g - trace_start, f, t, steps, used_rows, last, a1, p1, f1, w, wv, s, left, top, bottom)
+                _record(trace, g - trace_start, f, t, steps, used_rows, last, a1, p1, f1, w, wv, left, top, bottom)
             g += 1
             if t + 1 < stream_cycles:
                 reads += _cycle(moving, t + 1, r0, used_rows, s, a1, f1, o0, o1, o2, o3, o4, o5, o6, o7, o8, o9, o10,
                                 o11, w_0, wv_0, w_r, c_0, c_r, left)
                 writes += _drain(out, t + 1, rows, c0, p0, f0, last, cols)
                 if 0 <= g - trace_start < n_trace:
-                    _record(trace, g - trace_start, f, t + 1, steps, used_rows, last, a0, p0, f0, w, wv, s, left, top,
+                    _record(trace, g - trace_start, f, t + 1, steps, used_rows, last, a0, p0, f0, w, wv, left, top,
                             bottom)
                 g += 1
             if t % TALLY_CYCLES == TALLY_CYCLES - 2 or t + 2 >= stream_cycles:
@@ -142,7 +142,7 @@ def _folds(moving, stationary, out, rows, tiles, flags, fits, operand_bytes, acc
         cnt[PSUM_HOPS] += psum_hops
         fold_dram(cnt, flags[f], fits, operand_bytes, accumulator_bytes, bytes_per_cycle, cycles_per_fold)
         for _ in range(cnt[STALLS]):
-            record.stall(trace, trace_start, g, f, w, s, 1)
+            record.stall(trace, trace_start, g, f, w, 1)
             g += 1
     return g
 
@@ -197,10 +197,9 @@ def _preload(stationary, tile, w, wv, below, below_v, rows, cols, cnt, trace, tr
         hops += h
         k = g - trace_start
         if 0 <= k < trace[0].shape[0]:
-            record.state_plane(trace[0], k, wv, wv, s, 1, PRELOAD)
-            record.plane(trace[1], k, w, s, 1)
+            record.state_plane(trace[0], k, wv, wv, 1, PRELOAD)
+            record.plane(trace[1], k, w, 1)
             record.zero_plane(trace[2], k)  # nothing moves yet
-            record.zero_plane(trace[3], k)
             record.zero_plane(trace[4], k)
             record.edges(trace, k, f, left, top, bottom)
         g += 1
@@ -282,8 +281,10 @@ def _tally(count, wv, s):
     return macs, hops, psum_hops
 
 
-@njit(cache=True, nogil=True)
-def _record(trace, k, f, t, steps, used_rows, last, a, p, fl, w, wv, s, left, top, bottom):
+# Inlined: a call per traced cycle, with its fifteen arguments, cost about a third of the recording. (os's
+# _record is not: inlined there, it slowed os's untraced cycle loop by a sixth.)
+@njit(cache=True, nogil=True, inline='always')
+def _record(trace, k, f, t, steps, used_rows, last, a, p, fl, w, wv, left, top, bottom):
     """Cycle k of the trace window (0 <= k < its length), the fold's stream cycle t: the registers, and
     the indices that entered at the left edge (as _cycle fed them) and left at the bottom (as _drain)."""
     rows = left.shape[0]
@@ -292,19 +293,9 @@ def _record(trace, k, f, t, steps, used_rows, last, a, p, fl, w, wv, s, left, to
         left[i] = t - i if lo <= i < hi else -1
     for j in range(bottom.shape[0]):
         bottom[j] = t - (rows - 1) - j if fl[last + j] & P_VALID else -1
-    # two planes per pass over a row (a loop per plane costs more set-up than copying on small arrays; more
-    # planes per loop would need more overlap checks than the compiler makes before vectorising a loop)
-    state, stationary, from_left, psum = trace[0][k], trace[1][k], trace[2][k], trace[4][k]
-    record.zero_plane(trace[3], k)  # nothing enters at the top while the weights stay (one memset)
-    cols = stationary.shape[1]
-    for i in range(rows):
-        base = i * s + 1
-        for j in range(cols):
-            y = U(base + j)
-            state[i, j] = (fl[y] & wv[y]) * MAC  # the operand's valid bit and the weight's: a MAC
-            stationary[i, j] = w[y]
-        for j in range(cols):
-            y = U(base + j)
-            from_left[i, j] = a[y]
-            psum[i, j] = p[y]
+    # (nothing moves down from the top: the trace stores no such plane, see trace.shared_planes)
+    record.state_plane(trace[0], k, fl, wv, 1, MAC)  # the operand's valid bit and the weight's: a MAC
+    record.plane(trace[1], k, w, 1)
+    record.plane(trace[2], k, a, 1)
+    record.plane(trace[4], k, p, 1)
     record.edges(trace, k, f, left, top, bottom)
