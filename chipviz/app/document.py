@@ -125,6 +125,11 @@ def after(doc, milliseconds: int, fn) -> None:
     doc.add_timeout_callback(run, milliseconds)
 
 
+# Set once a served page of this process has been drawn: the server's start-up work that no page needs
+# first (server_lifecycle.warm_up_kernels) waits for it, so that it does not slow the first page.
+FIRST_PAGE_DRAWN = threading.Event()
+
+
 def after_first_paint(fn) -> None:
     """Run `fn` once the served page is on screen (Panel's onload: the browser has drawn the first
     document), on the page's thread; unserved (tests, notebooks), at once. For what is below the
@@ -134,6 +139,7 @@ def after_first_paint(fn) -> None:
         return
 
     def run():
+        FIRST_PAGE_DRAWN.set()
         with pn.io.hold():
             fn()
 

@@ -18,6 +18,9 @@ def serve_page():
     """Build this tab's dashboard and mark it servable (the server runs the app's script once per tab)."""
     limit_blas_threads()  # the tabs share this server's cores: one BLAS thread per call (server_load.py)
     accept_long_links()  # (chipviz serve does it at start-up: server_lifecycle.py)
+    # Panel's optional extensions, none: the page then leaves out the scripts of those Panel imports anyway
+    # (Tabulator's table and its date library, 0.5 MB the browser would parse for nothing)
+    pn.extension()
     doc = pn.state.curdoc
     # The page's models are gathered once, when all are in (Bokeh would again after each root: 0.1 s more)
     with doc.models.freeze() if doc is not None else nullcontext():
