@@ -96,7 +96,9 @@ class Dashboard(pn.viewable.Viewer):
         self.plots = LivePlots(session=s, lang=lang)
         self.timeline = StepTimeline(s, lang=lang)
         self.lessons = LessonView(self, apply=False, sync_url=False, lang=lang)
-        self.lesson_panel = pn.Column(self.lessons, visible=False)
+        # hidden until a lesson opens: its lesson (a dozen panes) joins once the first screen is drawn, or
+        # at once when a link opens a lesson (_lesson_panel_filled)
+        self.lesson_panel = pn.Column(visible=False)
         # filled once the first screen is drawn (template()) or at once (__panel__): the sidebar, collapsed
         # at first, and what lies below the first screen (the step's timeline, the other plots)
         self.sidebar_slot = pn.Column(sizing_mode="stretch_width", margin=0)
@@ -257,6 +259,7 @@ class Dashboard(pn.viewable.Viewer):
     def open_lesson_link(self, lesson_part: dict) -> None:
         """A link's lesson keys (lesson, step, hide, lock): lesson mode at that step, in the page's language."""
         self.lessons.apply_query({**lesson_part, "lang": self.lang})  # its notices join ours
+        self._lesson_panel_filled()
         self.lesson_panel.visible = True
         with param.parameterized.discard_events(self):
             self.lesson_mode = True
@@ -280,6 +283,8 @@ class Dashboard(pn.viewable.Viewer):
 
     def _on_lesson_mode(self, event):
         """Opening lesson mode starts the lesson shown; leaving it gives every control back."""
+        if event.new:
+            self._lesson_panel_filled()
         self.lesson_panel.visible = event.new
         if event.new:
             self.lessons.go(self.lessons.lesson, self.lessons.step)
@@ -722,10 +727,15 @@ class Dashboard(pn.viewable.Viewer):
                          sizing_mode="stretch_width")
 
     def fill_later_parts(self) -> None:
-        """The sidebar's settings, the step's timeline and the plot tabs (once)."""
+        """The sidebar's settings, the step's timeline, the plot tabs and the hidden lesson panel (once)."""
         if not self.below.objects:
             self.sidebar_slot.objects = [self.controls.settings_cards()]
             self.below.objects = [self.timeline, self.plots.tabs()]
+        self._lesson_panel_filled()
+
+    def _lesson_panel_filled(self) -> None:
+        if not self.lesson_panel.objects:
+            self.lesson_panel.objects = [self.lessons]
 
     def sidebar(self):
         """The settings of the network, the chip and the speed (collapsed at first: the hamburger opens it)."""
