@@ -488,6 +488,9 @@ export function render({ model, el: host }) {
     if (sel) msg += T("selected_pe", { row: sel[0], col: sel[1] });
     status.textContent = msg;
     bPlay.textContent = model.playing ? T("pause") : T("play");
+    // with no cycles to show (the engine loading, no step yet, an array too large to animate), the
+    // controls cannot act: they say so by being disabled
+    bPlay.disabled = bBack.disabled = bStep.disabled = bFold.disabled = !data;
     canvas.setAttribute("aria-label", T("aria", { rows: R(), cols: C(), live: capLive.textContent }));
     if (hover) showTip();
   }

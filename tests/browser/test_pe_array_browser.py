@@ -175,3 +175,38 @@ def test_served_view_applies_its_css_file_and_draws_with_the_palette(browser, se
     assert rgb(pal["states"][0]) in drawn or rgb(pal["states"][2]) in drawn
     page.screenshot(path=artifacts / "pe_array_ws16_5_palette.png")
     assert errors == []
+
+
+EMPTY_APP = '''
+import numpy as np
+import panel as pn
+from chipviz.chip import ChipConfig, gemm
+from chipviz.app.pe_array import PEArrayView
+
+pn.extension()
+a = np.ones((6, 5), np.float32)
+view = PEArrayView(fps=30)
+view.clear(caption="loading the cycle-accurate engine …", rows=4, cols=4)
+load = pn.widgets.Button(name="load the GEMM")
+load.on_click(lambda _: view.load_trace(gemm(a, a.T, ChipConfig(rows=4, cols=4), engine="cycle",
+                                             trace_window=(0, 10**9)).trace, caption="ready"))
+pn.Column(load, view, sizing_mode="stretch_width").servable()
+'''
+
+
+def test_controls_are_disabled_while_there_is_nothing_to_play(browser, serve, tmp_path, page_errors):
+    """An empty array (its engine loading, no step yet) cannot play or step: its four buttons say so by
+    being disabled, and come alive with the GEMM's cycles."""
+    path = tmp_path / "pe_empty.py"
+    path.write_text(EMPTY_APP)
+    page, errors = open_app(browser, serve, path, page_errors)
+    buttons = [page.locator(f"button.{name}") for name in ("cv-play", "cv-back", "cv-step", "cv-fold")]
+    assert page.locator(".cv-captext").text_content() == "loading the cycle-accurate engine …"
+    assert all(b.is_disabled() for b in buttons)
+    page.get_by_role("button", name="load the GEMM").click()
+    page.locator(".cv-live", has_text=re.compile(r"cycle 1 of \d+")).wait_for(timeout=WAIT)
+    assert all(b.is_enabled() for b in buttons)
+    page.locator("button.cv-play").click()
+    page.locator(".cv-live", has_text=re.compile(r"cycle ([2-9]|\d\d+) of")).wait_for(timeout=WAIT)
+    assert errors == []
+    page.close()
