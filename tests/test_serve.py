@@ -190,3 +190,29 @@ def test_chipviz_lessons_still_overrides(tmp_path):
     env = dict(os.environ, CHIPVIZ_LESSONS=str(tmp_path))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env, cwd=ROOT)
     assert out.stdout.strip() == str(tmp_path)
+
+
+def test_the_kernels_warm_up_after_the_first_page_is_drawn(monkeypatch):
+    """`chipviz serve` loads the kernels beside the server, but not while its first page is being built
+    and drawn: it waits for that page (or for KERNELS_AFTER_SECONDS), then loads each dataflow's."""
+    import threading
+
+    import chipviz.chip
+    from chipviz.app import document, server_lifecycle
+
+    loaded = []
+    monkeypatch.setattr(chipviz.chip, "load_engine", lambda config: loaded.append(config.dataflow))
+    monkeypatch.setattr(document, "FIRST_PAGE_DRAWN", threading.Event())
+    monkeypatch.setattr(server_lifecycle, "FIRST_PAGE_DRAWN", document.FIRST_PAGE_DRAWN)
+    warm = threading.Thread(target=server_lifecycle.warm_up_kernels)
+    warm.start()
+    warm.join(0.3)
+    assert warm.is_alive() and loaded == []  # waiting for the first page
+    document.FIRST_PAGE_DRAWN.set()
+    warm.join(10)
+    assert not warm.is_alive() and loaded == list(chipviz.chip.DATAFLOWS)
+    monkeypatch.setattr(server_lifecycle, "KERNELS_AFTER_SECONDS", 0.05)  # no page: it starts anyway
+    monkeypatch.setattr(server_lifecycle, "FIRST_PAGE_DRAWN", threading.Event())
+    loaded.clear()
+    server_lifecycle.warm_up_kernels()
+    assert loaded == list(chipviz.chip.DATAFLOWS)
