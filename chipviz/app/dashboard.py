@@ -285,10 +285,10 @@ class Dashboard(pn.viewable.Viewer):
         """Opening lesson mode starts the lesson shown; leaving it gives every control back."""
         if event.new:
             self._lesson_panel_filled()
-        self.lesson_panel.visible = event.new
-        if event.new:
+            self.lesson_panel.visible = True
             self.lessons.go(self.lessons.lesson, self.lessons.step)
         else:
+            self.lesson_panel.visible = False
             self.lessons.release_controls()
         self._write_url()
 

@@ -127,17 +127,20 @@ class Trace:
     roles: dict
 
     @classmethod
-    def of(cls, start: int, arrays, dataflow: str, tiles: np.ndarray, roles: dict) -> "Trace":
-        """The trace of the kernels' arrays (see allocate; or {field: array} without the shared planes):
-        a shared plane is the plane it repeats (the same array) or read-only zeros that take no memory."""
-        if isinstance(arrays, dict):
-            fields = dict(arrays)
-        else:  # the kernels' planes: flat, one spare column a row
-            fields = dict(zip(FIELDS, arrays))
-            rows, cols = fields["left_in"].shape[1], fields["top_in"].shape[1]
-            for name in ("state",) + PLANES:
-                plane = fields[name]
-                fields[name] = plane.reshape(plane.shape[0], rows, cols + 1)[:, :, :cols]
+    def of(cls, start: int, arrays: tuple, dataflow: str, tiles: np.ndarray, roles: dict) -> "Trace":
+        """The trace of the kernels' arrays (see allocate): each plane's R×C window (its rows hold a
+        spare slot), and the shared planes."""
+        fields = dict(zip(FIELDS, arrays))
+        rows, cols = fields["left_in"].shape[1], fields["top_in"].shape[1]
+        for name in ("state",) + PLANES:
+            plane = fields[name]
+            fields[name] = plane.reshape(plane.shape[0], rows, cols + 1)[:, :, :cols]
+        return cls._sharing(start, fields, dataflow, tiles, roles)
+
+    @classmethod
+    def _sharing(cls, start: int, fields: dict, dataflow: str, tiles: np.ndarray, roles: dict) -> "Trace":
+        """The trace of `fields`, its shared planes filled in: the plane each repeats (the same array), or
+        read-only zeros that take no memory."""
         for name, source in shared_planes(dataflow).items():
             fields[name] = fields[source] if source else np.broadcast_to(np.float32(0), fields["state"].shape)
         return cls(start, dataflow=dataflow, tiles=tiles, roles=roles, **fields)
@@ -151,7 +154,7 @@ class Trace:
         """The memory the trace holds: a shared plane counts once, a plane of zeros not at all, and a
         plane with a spare column a row (as recorded) counts it."""
         stored = {id(a): a for a in (getattr(self, name) for name in FIELDS)}
-        return sum(a.shape[0] * a.strides[0] if a.ndim else a.nbytes for a in stored.values())
+        return sum(a.shape[0] * a.strides[0] for a in stored.values())
 
     def save(self, path) -> None:
         """Write an .npz (plain arrays, no pickle) that `load` reads back; the shared planes are not
@@ -173,6 +176,6 @@ class Trace:
                 shared = shared_planes(dataflow)
                 arrays = {name: data[name] for name in FIELDS if name not in shared}
                 roles = dict(str(item).split("=", 1) for item in data["roles"])
-                return cls.of(int(data["start"][0]), arrays, dataflow, data["tiles"], roles)
+                return cls._sharing(int(data["start"][0]), arrays, dataflow, data["tiles"], roles)
         except (OSError, KeyError, ValueError, TypeError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
             raise ValueError(f"{path}: not a ChipViz trace file ({exc})") from None

@@ -30,7 +30,10 @@ def plane(dst, k, src, off):
 
 @njit(cache=True, nogil=True, inline='always')
 def zero_plane(dst, k):
-    """dst[k] = 0: a register plane that holds nothing this cycle."""
+    """dst[k] = 0: a register plane that holds nothing this cycle (nothing for a plane the dataflow's
+    trace does not store: it has no cycles)."""
+    if dst.shape[0] == 0:
+        return
     out = dst[k]
     for y in range(out.shape[0]):
         out[y] = 0
@@ -68,10 +71,8 @@ def stall(trace, start, g, fold, stationary, off):
             state[y] = STALL
         plane(trace[1], k, stationary, off)
         zero_plane(trace[2], k)
-        if trace[3].shape[0] > 0:  # (a plane the dataflow's trace does not store has no cycles)
-            zero_plane(trace[3], k)
-        if trace[4].shape[0] > 0:
-            zero_plane(trace[4], k)
+        zero_plane(trace[3], k)
+        zero_plane(trace[4], k)
         trace[5][k] = fold
         for i in range(rows):
             trace[6][k, i] = -1
