@@ -19,6 +19,13 @@ cycle reads last cycle's and writes the next; the two sets alternate, two cycles
 the time loop). An edge column receives junk from the row above's last PE: it is overwritten
 before it is read, meets only zeros from B's corner, and the counts leave it out.
 
+The edges are written a cycle ahead, into the buffer set the cycle writes: the top edge before
+the shift (row 0 is never written by it), the left edge after it (over the junk). B's column tile
+stays for consecutive folds (column folds outer, row folds inner), so it is laid out skewed once
+per column fold (_skew_top): the top edge of cycle t is then row t of that table, one contiguous
+copy. A's row tile changes every fold; its left edge is read element by element, with selects
+instead of branches (a branch here mispredicts as the skew's window slides, and cost a tenth).
+
 The fold loop (_folds) is compiled without numba's reference counting, and indices that are
 never negative are made unsigned, so the compiler emits no wraparound code for them: per cycle
 at 16×16 these were as costly as the PEs' own work.
@@ -63,9 +70,13 @@ def run_folds(a_matrix, b_matrix, out, rows, cols, tiles, flags, fits, operand_b
     even = _views(a0, b0, f0, a1, b1, f1, s)  # even cycles: buffers 0 -> 1
     odd = _views(a1, b1, f1, a0, b0, f0, s)  # odd cycles: 1 -> 0
     count = np.zeros(size - s, np.uint16)  # per PE, indexed from PE(0, -1): see _cycle's views
+    # B's skewed column tile (see _skew_top): a row per cycle of a fold and one more (the edge written
+    # ahead of the last cycle)
+    height = b_matrix.shape[0] + rows + cols - 1
+    skew = (np.zeros((height, cols), out.dtype), np.zeros((height, cols), np.uint8))
     return _folds(a_matrix, b_matrix, out, rows, tiles, flags, fits, operand_bytes, accumulator_bytes,
                   bytes_per_cycle, counters, trace, trace_start, acc, a0, a1, b0, b1, f0, f1, left, top, bottom,
-                  reads, count, even, odd)
+                  reads, count, even, odd, skew)
 
 
 # Compiled without numba's reference counting (_nrt=False): it allocates nothing, and the arrays that the
@@ -73,7 +84,7 @@ def run_folds(a_matrix, b_matrix, out, rows, cols, tiles, flags, fits, operand_b
 # cycle.
 @njit(cache=True, nogil=True, _nrt=False)
 def _folds(a_matrix, b_matrix, out, rows, tiles, flags, fits, operand_bytes, accumulator_bytes, bytes_per_cycle,
-           counters, trace, trace_start, acc, a0, a1, b0, b1, f0, f1, left, top, bottom, reads, count, even, odd):
+           counters, trace, trace_start, acc, a0, a1, b0, b1, f0, f1, left, top, bottom, reads, count, even, odd, skew):
     """run_folds' loop over the folds, on the buffers and views it made."""
     e0, e1, e2, e3, e4, e5, e6 = even
     o0, o1, o2, o3, o4, o5, o6 = odd
@@ -85,9 +96,14 @@ def _folds(a_matrix, b_matrix, out, rows, tiles, flags, fits, operand_bytes, acc
     acc_ = acc[s:]
     n_trace = trace[0].shape[0]
     g = 0
+    skewed = -1  # the column tile in `skew`
+    top_values, top_flags = skew
     for f in range(tiles.shape[0]):
         r0, r1, c0, c1 = tiles[f, 0], tiles[f, 1], tiles[f, 2], tiles[f, 3]
         used_rows, used_cols = r1 - r0, c1 - c0
+        if c0 != skewed:
+            _skew_top(b_matrix, c0, used_cols, top_values, top_flags)
+            skewed = c0
         cnt = counters[f]
         acc[:] = 0
         a0[:] = 0
@@ -100,16 +116,18 @@ def _folds(a_matrix, b_matrix, out, rows, tiles, flags, fits, operand_bytes, acc
         count[:] = 0
         macs = 0
         hops = 0
+        _top_edge(0, depth, used_cols, b0, f0, reads, top_values, top_flags)  # what enters at cycle 0
+        _left_edge(a_matrix, 0, r0, used_rows, s, a0, f0, reads)
         for t in range(0, cycles_per_fold, 2):  # two cycles: buffers 0 -> 1, then 1 -> 0
-            _cycle(a_matrix, b_matrix, t, r0, c0, used_rows, used_cols, s, a0, b0, f0, e0, e1, e2, e3, e4, e5, e6,
-                   acc_, left, top, reads, count)
+            _cycle(a_matrix, t, r0, used_rows, used_cols, s, a1, b1, f1, e0, e1, e2, e3, e4, e5, e6, acc_, reads,
+                   count, top_values, top_flags)
             if 0 <= g - trace_start < n_trace:
                 _record(trace, g - trace_start, f, t, depth, used_rows, used_cols, a1, b1, f1, acc, first, left, top,
                         bottom)
             g += 1
             if t + 1 < cycles_per_fold:
-                _cycle(a_matrix, b_matrix, t + 1, r0, c0, used_rows, used_cols, s, a1, b1, f1, o0, o1, o2, o3, o4,
-                       o5, o6, acc_, left, top, reads, count)
+                _cycle(a_matrix, t + 1, r0, used_rows, used_cols, s, a0, b0, f0, o0, o1, o2, o3, o4, o5, o6, acc_,
+                       reads, count, top_values, top_flags)
                 if 0 <= g - trace_start < n_trace:
                     _record(trace, g - trace_start, f, t + 1, depth, used_rows, used_cols, a0, b0, f0, acc, first,
                             left, top, bottom)
@@ -134,39 +152,13 @@ def _folds(a_matrix, b_matrix, out, rows, tiles, flags, fits, operand_bytes, acc
 
 
 @njit(cache=True, nogil=True, inline='always')  # a call per cycle would cost more than a small array's work
-def _cycle(a_matrix, b_matrix, t, r0, c0, used_rows, used_cols, s, a, b, fl, a_in, b_in, from_left, from_top, a_out,
-           b_out, fl_out, acc_, left, top, reads, count):
-    """One clock: the edges take the skewed inputs, then every register takes its neighbour's value and
-    every PE multiplies-and-accumulates. Reads (a, b, fl) and writes the other buffer set, through
-    the views from _views; each PE adds its MAC and its operand hops (0-2) to its byte-sized counts
-    (see _tally). acc_ is the accumulator plane from the same offset as the writes."""
-    depth = a_matrix.shape[1]
-    rows = left.shape[0]
-    cols = top.shape[0]
-    # the edges: row i receives A[., t - i], column j receives B[t - j, .], while 0 <= t - i (t - j) < K
-    # (the skew), if the fold uses that row (column)
-    lo, hi = max(0, t - depth + 1), min(used_rows, t + 1)
-    for i in range(rows):  # (indices unsigned, all >= 0 here: no wraparound code per access)
-        e = U((i + 1) * s)
-        if lo <= i < hi:
-            a[e] = a_matrix[U(r0 + i), U(t - i)]
-            fl[e] = A_VALID
-        else:
-            a[e] = 0
-            fl[e] = 0
-    reads_a = max(0, hi - lo)
-    hi = min(used_cols, t + 1)
-    for j in range(cols):
-        e = U(1 + j)
-        if lo <= j < hi:
-            b[e] = b_matrix[U(t - j), U(c0 + j)]
-            fl[e] = B_VALID
-        else:
-            b[e] = 0
-            fl[e] = 0
-    reads[0] += reads_a
-    reads[1] += max(0, hi - lo)
-    # the whole array: A one PE right, B one PE down, every PE multiplies and accumulates
+def _cycle(a_matrix, t, r0, used_rows, used_cols, s, a2, b2, fl2, a_in, b_in, from_left, from_top, a_out, b_out,
+           fl_out, acc_, reads, count, top_values, top_flags):
+    """Clock t: every register takes its neighbour's value and every PE multiplies-and-accumulates,
+    reading one buffer set and writing the other (a2, b2, fl2) through the views from _views; each PE
+    adds its MAC and its operand hops (0-2) to its counts (see _tally). acc_ is the accumulator plane
+    from the same offset as the writes. The edges of cycle t + 1 go into the set written."""
+    _top_edge(t + 1, a_matrix.shape[1], used_cols, b2, fl2, reads, top_values, top_flags)
     for y in range(acc_.shape[0]):
         x = a_in[y]
         u = b_in[y]
@@ -176,6 +168,47 @@ def _cycle(a_matrix, b_matrix, t, r0, c0, used_rows, used_cols, s, a, b, fl, a_i
         v = (from_left[y] & A_VALID) | (from_top[y] & B_VALID)
         fl_out[y] = v
         count[y] += v + (v & (v >> B_SHIFT)) * MAC_UNIT
+    _left_edge(a_matrix, t + 1, r0, used_rows, s, a2, fl2, reads)
+
+
+@njit(cache=True, nogil=True)
+def _skew_top(b_matrix, c0, used_cols, values, flags):
+    """Lay B's column tile from c0 out as the top edge sees it: row t holds B[t - j, c0 + j] in column j
+    while 0 <= t - j < K (the skew), with B_VALID in `flags`; zeros elsewhere and in unused columns."""
+    values[:] = 0
+    flags[:] = 0
+    for j in range(used_cols):
+        for k in range(b_matrix.shape[0]):
+            values[k + j, j] = b_matrix[k, c0 + j]
+            flags[k + j, j] = B_VALID
+
+
+@njit(cache=True, nogil=True, inline='always')
+def _top_edge(t, depth, used_cols, b, fl, reads, top_values, top_flags):
+    """Cycle t's top edge into row 0 of a buffer set: row t of the skewed tile (see _skew_top)."""
+    values, flags = top_values[t], top_flags[t]
+    b_, fl_ = b[1:], fl[1:]
+    for j in range(values.shape[0]):
+        b_[j] = values[j]
+        fl_[j] = flags[j]
+    reads[1] += max(0, min(used_cols, t + 1) - max(0, t - depth + 1))
+
+
+@njit(cache=True, nogil=True, inline='always')
+def _left_edge(a_matrix, t, r0, used_rows, s, a, fl, reads):
+    """Cycle t's left edge into column 0 of a buffer set: row i receives A[r0 + i, t - i] while
+    0 <= t - i < K (the skew), if the fold uses that row; zero otherwise. The load is clamped into A
+    so that it is always safe, and a select keeps or drops it."""
+    depth = a_matrix.shape[1]
+    lo, hi = max(0, t - depth + 1), min(used_rows, t + 1)
+    last_row, last_k = max(used_rows - 1, 0), depth - 1
+    for i in range(fl.shape[0] // s - 1):  # (indices unsigned, all >= 0 here: no wraparound code per access)
+        e = U((i + 1) * s)
+        x = a_matrix[U(r0 + min(i, last_row)), U(min(max(t - i, 0), last_k))]
+        v = lo <= i < hi
+        a[e] = x if v else 0
+        fl[e] = A_VALID if v else np.uint8(0)
+    reads[0] += max(0, hi - lo)
 
 
 @njit(cache=True, nogil=True)
