@@ -26,13 +26,13 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import gc
 import importlib.util
 import ipaddress
 import json
 import math
 import os
 import re
-import subprocess
 import sys
 
 import numpy as np
@@ -1343,27 +1343,31 @@ def _run_serve(args: argparse.Namespace) -> int:
         except (OSError, ValueError) as exc:
             raise UsageError(f"argument --mnist-dir: {exc}") from None
         os.environ["CHIPVIZ_MNIST_DIR"] = os.path.abspath(args.mnist_dir)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    if os.name == "posix":
-        # Become the server: Ctrl-C (SIGINT) and SIGTERM reach Panel itself, which shuts down cleanly, and its
-        # exit status is this command's. Nothing is left in between to forward signals or to orphan a child.
-        os.execv(command[0], command)
     return run_server(command)
 
 
 def run_server(command: list[str]) -> int:
-    """Run the server as a child (where exec is not available) until it exits; Ctrl-C stops both."""
-    child = subprocess.Popen(command)
+    """Become the server: run `python -m panel serve …` (the command from serve_command) in this process.
+    Ctrl-C (SIGINT) and SIGTERM reach Panel itself, which shuts down cleanly, and its exit status is this
+    command's; nothing sits in between to forward signals or to orphan a child. (Starting it in a second
+    interpreter, or exec'ing one, would start Python and import numpy and the chip's modules twice: 0.2 s.)"""
+    import runpy
+
+    # Start-up makes about a million objects that live as long as the server, and each of the collector's
+    # full passes would walk them all (0.1 s, more than once): the app's start-up hook moves them out of its
+    # way and turns it back on (chipviz/app/server_lifecycle.py).
+    gc.disable()
+    sys.argv = command[2:]  # as `python -m panel` sees them: ["panel", "serve", …]
     try:
-        return child.wait()
-    except KeyboardInterrupt:  # the console sent Ctrl-C to the child too: give it time to shut down
-        try:
-            child.wait(timeout=10)
-        except (subprocess.TimeoutExpired, KeyboardInterrupt):
-            child.kill()
-            child.wait()
-        raise
+        runpy.run_module(command[2], run_name="__main__", alter_sys=True)
+    except SystemExit as exc:  # Panel's own exit, with its status (or a message: then status 1, as Python does)
+        if exc.code is None or isinstance(exc.code, int):
+            return exc.code or EXIT_OK
+        print(exc.code, file=sys.stderr)
+        return 1
+    finally:
+        gc.enable()
+    return EXIT_OK
 
 
 def _add_sweep(subparsers) -> None:

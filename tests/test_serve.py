@@ -104,9 +104,22 @@ def test_building_the_command_imports_no_panel_bokeh_or_app():
     assert out.stdout.strip() == "[]"
 
 
-def test_the_child_fallback_returns_the_servers_status():
-    """Where exec is unavailable (Windows) the server runs as a child; its exit status is the command's."""
-    assert cli.run_server([sys.executable, "-c", "raise SystemExit(3)"]) == 3
+@pytest.mark.parametrize("exit_with, status, says",
+                         [("3", 3, ""), ("None", 0, ""), ("'ERROR: no port'", 1, "ERROR: no port")])
+def test_the_server_runs_in_this_process_and_its_status_is_the_commands(tmp_path, monkeypatch, capsys, exit_with,
+                                                                          status, says):
+    """`chipviz serve` becomes the server: the module runs here with the command's arguments, with the
+    collector off until the app's start-up hook freezes what start-up made (on again once it stops)."""
+    import gc
+
+    module = f"import gc, sys\nprint(sys.argv[1:], gc.isenabled())\nsys.exit({exit_with})\n"
+    (tmp_path / "fake_panel.py").write_text(module)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(sys, "argv", list(sys.argv))
+    assert cli.run_server([sys.executable, "-m", "fake_panel", "serve", "folder", "--port", "5"]) == status
+    out, err = capsys.readouterr()
+    assert out.strip() == "['serve', 'folder', '--port', '5'] False" and err.strip() == says
+    assert gc.isenabled()
 
 
 def test_importing_the_page_builds_nothing(monkeypatch):
@@ -216,3 +229,21 @@ def test_the_kernels_warm_up_after_the_first_page_is_drawn(monkeypatch):
     loaded.clear()
     server_lifecycle.warm_up_kernels()
     assert loaded == list(chipviz.chip.DATAFLOWS)
+
+
+def test_served_pages_leave_out_the_bundles_they_never_use():
+    """MathJax and WebGL are not among a served page's scripts; the widgets and the tables (Panel's widgets
+    build on both) are."""
+    from bokeh.resources import Resources
+
+    import panel.io.server as server
+    from chipviz.app.document import UNUSED_BUNDLES, lighter_pages
+    from panel.io.resources import Resources as PanelResources
+
+    lighter_pages()
+    lighter_pages()  # once is enough: a second call changes nothing
+    bundle = server.bundle_resources([], PanelResources.from_bokeh(Resources(mode="server")))
+    scripts = " ".join(map(str, bundle.js_files))
+    assert all(name not in scripts for name in UNUSED_BUNDLES), scripts
+    assert all(f"{name}.min.js" in scripts for name in ("bokeh", "bokeh-widgets", "bokeh-tables")), scripts
+    assert not getattr(server.bundle_resources.__wrapped__, "chipviz_lighter", False)

@@ -161,8 +161,7 @@ class DesignSpaceView(pn.viewable.Viewer):
 
     def _figure(self):
         p = figure(height=420, sizing_mode="stretch_width", x_axis_type="log", y_axis_type="log", name="design-space",
-                   x_axis_label=self.tr("cycles"), y_axis_label=self.tr("energy"), tools="pan,wheel_zoom,reset,tap",
-                   output_backend="webgl")
+                   x_axis_label=self.tr("cycles"), y_axis_label=self.tr("energy"), tools="pan,wheel_zoom,reset,tap")
         p.scatter("x", "y", source=self.source_data, size="size", color="color", alpha="alpha")
         p.add_tools(HoverTool(tooltips=[("array", "@rows×@cols"), ("dataflow", "@dataflow"),
                                         ("precision", "@precision"), ("SRAM KiB", "@ifmap / @filter / @ofmap"),

@@ -10,14 +10,15 @@ from contextlib import nullcontext
 import panel as pn
 
 from chipviz.app.dashboard import Dashboard
-from chipviz.app.document import accept_long_links
+from chipviz.app.document import accept_long_links, lighter_pages
 from chipviz.server_load import limit_blas_threads
 
 
 def serve_page():
     """Build this tab's dashboard and mark it servable (the server runs the app's script once per tab)."""
     limit_blas_threads()  # the tabs share this server's cores: one BLAS thread per call (server_load.py)
-    accept_long_links()  # (chipviz serve does it at start-up: server_lifecycle.py)
+    accept_long_links()  # (chipviz serve does these two at start-up: server_lifecycle.py)
+    lighter_pages()
     # Panel's optional extensions, none: the page then leaves out the scripts of those Panel imports anyway
     # (Tabulator's table and its date library, 0.5 MB the browser would parse for nothing)
     pn.extension()

@@ -88,6 +88,9 @@ def test_chipviz_serve_renders_teaches_trains_and_stops_on_ctrl_c(browser, serve
     page.goto(url)
     page.locator(".chipviz-op-info").first.wait_for(timeout=TIMEOUT)
     page.locator(".cv-canvas").first.wait_for(timeout=TIMEOUT)
+    scripts = " ".join(page.evaluate("() => [...document.scripts].map(s => s.src)"))
+    assert "bokeh-widgets" in scripts and "bokeh-tables" in scripts, scripts  # Panel's widgets build on both
+    assert "bokeh-mathjax" not in scripts and "bokeh-gl" not in scripts, scripts  # (document.UNUSED_BUNDLES)
     status = page.get_by_text(re.compile(r"step [\d,]+ · epoch")).first
     page.wait_for_function("() => location.search.includes('dataset=')", timeout=TIMEOUT)
     steps = int(re.search(r"step ([\d,]+)", status.inner_text(timeout=TIMEOUT)).group(1).replace(",", ""))
