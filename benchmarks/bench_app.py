@@ -40,10 +40,15 @@ def start_server(port: int, cache_dir: str, how: str = "panel") -> tuple[subproc
     chipviz/app folder); "panel" runs `panel serve app.py` in the checkout. Returns once the port takes
     connections.
 
-    Python's bytecode cache is on, as Python has it by default (this sandbox sets PYTHONDONTWRITEBYTECODE,
-    under which every start compiles ChipViz's modules from source again: see the README's start-up row)."""
+    Python's bytecode cache is on, as Python has it by default. With CHIPVIZ_BENCH_NO_BYTECODE=1 every start
+    compiles ChipViz's own modules from source, as in a checkout where PYTHONDONTWRITEBYTECODE is set (this
+    sandbox sets it): their .pyc files are removed first, and none is written."""
     env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir, BOKEH_BROWSER="none")
-    if not os.environ.get("CHIPVIZ_BENCH_NO_BYTECODE"):
+    if os.environ.get("CHIPVIZ_BENCH_NO_BYTECODE"):
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+        for compiled in (ROOT / "chipviz").rglob("*.pyc"):
+            compiled.unlink(missing_ok=True)
+    else:
         env.pop("PYTHONDONTWRITEBYTECODE", None)
     origin = ["--allow-websocket-origin", f"127.0.0.1:{port}"]
     if how == "chipviz":
