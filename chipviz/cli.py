@@ -1239,10 +1239,10 @@ def _run_animate(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------- serve
 
-# `serve` starts `python -m panel serve` on the folder of chipviz.app, a Bokeh directory app whose script is
+# `serve` runs `python -m panel serve` on the folder of chipviz.app, a Bokeh directory app whose script is
 # chipviz/app/main.py: Panel names the route after the folder, so the page is at /app, as with `panel serve
 # app.py` in a checkout. This module never imports panel, bokeh or chipviz.app (pyproject.toml's import
-# contract): it finds the folder with importlib and leaves the serving to the child.
+# contract): it finds the folder with importlib and hands the command to Panel's own entry point (run_server).
 APP_PACKAGE = "chipviz.app"
 APP_ROUTE = "/app"
 DEFAULT_PORT = 5006  # panel serve's
