@@ -55,10 +55,12 @@ def estimate_seconds(mapping: Mapping, config: ChipConfig, traced_cycles: int = 
 def engine_bytes(m: int, k: int, n: int, config: ChipConfig) -> int:
     """Memory the cycle-accurate engine allocates for this GEMM besides its prepared operands and
     a trace: accumulator-typed copies of A and B (int8 widens; is transposes), C (is: twice, it is
-    transposed back) and the per-fold tables (counters, tiles, flags)."""
+    transposed back), the per-fold tables (counters, tiles, flags) and, in os, B's skewed column tile
+    (values and flags, a row per cycle of a fold: see output_stationary._skew_top)."""
     acc = config.spec.accumulator_bytes
     folds = Mapping.of(m, k, n, config).folds
-    return acc * (m * k + k * n) + 2 * acc * m * n + folds * (mem.N_COUNTERS * 8 + 4 * 8 + 4)
+    skewed = (k + config.rows + config.cols - 1) * config.cols * (acc + 1) if config.dataflow == "os" else 0
+    return acc * (m * k + k * n) + 2 * acc * m * n + folds * (mem.N_COUNTERS * 8 + 4 * 8 + 4) + skewed
 
 
 _LOADED: set[tuple[str, str]] = set()  # (dataflow, precision) whose kernel this process has run
