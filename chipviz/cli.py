@@ -1353,9 +1353,9 @@ def run_server(command: list[str]) -> int:
     interpreter, or exec'ing one, would start Python and import numpy and the chip's modules twice: 0.2 s.)"""
     import runpy
 
-    # Start-up makes about a million objects that live as long as the server, and each of the collector's
-    # full passes would walk them all (0.1 s, more than once): the app's start-up hook moves them out of its
-    # way and turns it back on (chipviz/app/server_lifecycle.py).
+    # Start-up makes about 150,000 objects the collector tracks, which live as long as the server, and each of
+    # its full passes would walk them all (30-100 ms each time, three times before the first page is sent):
+    # the app's start-up hook moves them out of its way and turns it back on (chipviz/app/server_lifecycle.py).
     gc.disable()
     sys.argv = command[2:]  # as `python -m panel` sees them: ["panel", "serve", …]
     try:

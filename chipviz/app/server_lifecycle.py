@@ -30,8 +30,8 @@ def on_server_loaded(server_context):
 
     accept_long_links()
     lighter_pages()
-    # What start-up made (modules, classes: about a million objects) lives as long as the server: out of the
-    # collector's way, its full passes walk only what came after (during the first page, 30 ms, not 100).
+    # What start-up made (modules, classes: about 150,000 objects the collector tracks) lives as long as the
+    # server: frozen out of the collector's way, its full passes walk only what came after.
     gc.freeze()
     gc.enable()
     threading.Thread(target=warm_up_kernels, name="chipviz-warm-up", daemon=True).start()
