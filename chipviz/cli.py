@@ -1354,7 +1354,7 @@ def run_server(command: list[str]) -> int:
     import runpy
 
     # Start-up makes about 150,000 objects the collector tracks, which live as long as the server, and each of
-    # its full passes would walk them all (30-100 ms each time, three times before the first page is sent):
+    # its full passes would walk them all (30-100 ms each, measured during start-up and the first pages):
     # the app's start-up hook moves them out of its way and turns it back on (chipviz/app/server_lifecycle.py).
     gc.disable()
     sys.argv = command[2:]  # as `python -m panel` sees them: ["panel", "serve", …]
