@@ -165,8 +165,8 @@ def test_bokeh_model_builds_without_a_server():
 def test_browser_code_comes_from_the_package_files():
     assert PEArrayView._esm == ESM_PATH and ESM_PATH.name == "pe_array.js" and ESM_PATH.is_file()
     assert CSS_PATH.name == "pe_array.css" and ".cv-canvas" in CSS_PATH.read_text(encoding="utf-8")
-    # the stylesheet as text, not the path: a template would add the path to the page as a <link> (404)
-    assert PEArrayView._stylesheets == [CSS_PATH.read_text(encoding="utf-8")]
+    # the stylesheet by its file's name: served, the browser fetches the file; unserved, Panel inlines its text
+    assert PEArrayView._stylesheets == [CSS_PATH.name]
     model = PEArrayView().get_root()
     assert model.esm == ESM_PATH.read_text(encoding="utf-8")  # as written: nothing is filled into the source
     assert "export function render" in model.esm and "__PALETTE__" not in model.esm

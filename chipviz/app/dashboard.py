@@ -55,6 +55,19 @@ def served_query() -> dict[str, str]:
     return {k: (v[-1] if v else b"").decode("utf-8", "replace") for k, v in pn.state.session_args.items()}
 
 
+class _Page(pn.template.BootstrapTemplate):
+    """Bootstrap, without the page-wide links Panel's templates add for the components' own stylesheet
+    files (an entry of a component's `_stylesheets` naming a file beside its module, as the PE array's
+    pe_array.css): a component loads those itself, into its shadow DOM, from Panel's component route,
+    and the template's copy points at the page's folder instead, a 404. Stylesheets given as paths or
+    URLs (Panel's own) stay."""
+
+    def resolve_resources(self, cdn="auto", extras=None):
+        if extras and "css" in extras:
+            extras = dict(extras, css={name: url for name, url in extras["css"].items() if "/" in str(url)})
+        return super().resolve_resources(cdn=cdn, extras=extras)
+
+
 class Dashboard(pn.viewable.Viewer):
     session = param.ClassSelector(class_=TrainingSession)
     op = param.Integer(default=0, bounds=(0, None), doc="index (in the last step's ops) of the GEMM animated")
@@ -750,7 +763,7 @@ class Dashboard(pn.viewable.Viewer):
         # The title stays "ChipViz"; the words after it are a pane, so they follow the language.
         # The first screen is sent alone; the collapsed sidebar and what is below it follow once it is drawn.
         after_first_paint(self.fill_later_parts)
-        return pn.template.BootstrapTemplate(
+        return _Page(
             title=self.tr("app.title"), header=[self.subtitle], sidebar=[self.sidebar()], main=[self.main_area()],
             header_background=palette.BLUE, sidebar_width=330, collapsed_sidebar=True)
 

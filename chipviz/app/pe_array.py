@@ -10,7 +10,7 @@ trace is sent.
 
 The payload format and its codec live in the headless :mod:`chipviz.trace_payload`. The
 browser code is in the files next to this one: ``pe_array.js`` (the ES module, Panel's
-``_esm``) and ``pe_array.css`` (its stylesheet, read into ``_stylesheets``); the colours and
+``_esm``) and ``pe_array.css`` (its stylesheet, named in ``_stylesheets``); the colours and
 state names reach it as data, the ``palette`` parameter (:func:`browser_palette`), and so do the
 dataflow's facts (what its rows, columns, edges and registers hold: the dataflow table's
 ``Dataflow.roles``), in the payload header and, before a trace is loaded, the ``roles`` parameter.
@@ -126,10 +126,9 @@ class PEArrayView(JSComponent):
                            "(DATAFLOW_TABLE[dataflow].roles; follows `dataflow`), for the browser.")
 
     _esm = ESM_PATH  # Panel reads the file (and watches it under `panel serve --dev`)
-    # The CSS goes in as text read from the file, not as the path: a Panel template (the dashboard's) adds
-    # every "*.css" entry of a component's _stylesheets to the page as a link element to that path verbatim,
-    # which 404s for a file of the package (panel 1.9.4, template/base.py); text is inlined as before.
-    _stylesheets = [CSS_PATH.read_text(encoding="utf-8")]
+    # The stylesheet file beside this module: served, the browser loads it from Panel's component route
+    # (the dashboard's template leaves out the page-wide copy Panel would add: dashboard._Page)
+    _stylesheets = [CSS_PATH.name]
     _property_mapping = {"auto_advance": None, "batch_bytes": None, "next_gemm": None}
 
     def __init__(self, **params):
